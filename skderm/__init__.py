@@ -1,0 +1,55 @@
+"""skderm: scikit-learn compatible classifiers for dermatoscopic lesion images.
+
+Importing :mod:`skderm` is cheap: torch, skorch and torchvision are imported
+only when a name that needs them is first used, and no weights are ever loaded
+at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "load_ham10000": "skderm.datasets",
+    "fetch_ham10000": "skderm.datasets",
+    "make_lesions": "skderm.datasets",
+    "DX_CLASSES": "skderm.datasets",
+    "lesion_train_test_split": "skderm.model_selection",
+    "LesionClassifier": "skderm.classifier",
+    "BackboneFeatures": "skderm.features",
+    "list_backbones": "skderm.backbones",
+    "SkdermError": "skderm.exceptions",
+    "DatasetError": "skderm.exceptions",
+    "ImageError": "skderm.exceptions",
+    "WeightsError": "skderm.exceptions",
+    "DownloadError": "skderm.exceptions",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'skderm' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from skderm.backbones import list_backbones
+    from skderm.classifier import LesionClassifier
+    from skderm.datasets import DX_CLASSES, fetch_ham10000, load_ham10000, make_lesions
+    from skderm.exceptions import DatasetError, DownloadError, ImageError, SkdermError, WeightsError
+    from skderm.features import BackboneFeatures
+    from skderm.model_selection import lesion_train_test_split

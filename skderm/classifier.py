@@ -1,0 +1,740 @@
+"""LesionClassifier: an ImageNet-pretrained CNN as a scikit-learn classifier.
+
+A :class:`skorch.NeuralNetClassifier` whose module is built, in
+``initialize_module``, from a registry backbone (:mod:`skderm.backbones`) and a
+new head sized from ``y``. It reads image paths (and optionally metadata) from
+the DataFrame :func:`skderm.load_ham10000` returns, decodes each image once
+(:mod:`skderm.images`), augments only while training, and validates on a
+lesion-grouped internal split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
+from skorch import NeuralNetClassifier
+from skorch.callbacks import (
+    EarlyStopping,
+    EpochScoring,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+    ProgressBar,
+)
+from skorch.utils import is_dataset, to_tensor
+
+from skderm.backbones import build_backbone, get_backbone
+from skderm.inputs import LesionDataset, collate, decode, parse_X
+from skderm.losses import FocalLoss
+from skderm.transforms import resolve_augmentation
+
+__all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
+
+
+class LesionNet(nn.Module):
+    """Backbone features (+ metadata) -> optional hidden layer -> class logits.
+
+    Takes ``uint8`` (or float in [0, 1]) images (N, 3, H, W) and normalises them
+    with the backbone's own mean and std, so callers never normalise twice.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Maps normalised images to (N, n_features).
+    n_features : int
+    n_classes : int
+    mean, std : sequence of 3 floats
+    hidden_units : int or None, default=None
+        Width of a hidden ReLU layer in the head (the first write-up's Dense(256)).
+    dropout : float, default=0.0
+        Dropout before the output layer (and after the hidden layer).
+    n_metadata : int, default=0
+        Number of encoded metadata features concatenated to the image features.
+    """
+
+    def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
+                 hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        width = n_features + n_metadata
+        layers: list[nn.Module] = []
+        if hidden_units:
+            layers += [nn.Linear(width, hidden_units), nn.ReLU(inplace=True)]
+            width = hidden_units
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(width, n_classes))
+        self.head = nn.Sequential(*layers)
+        self.n_metadata = n_metadata
+        self.backbone_frozen = False
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone."""
+        self.backbone_frozen = bool(frozen)
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.backbone_frozen:
+            # a frozen backbone keeps its ImageNet BatchNorm statistics
+            self.backbone.eval()
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x.div_(255.0)
+        return (x - self.mean) / self.std
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features of a batch of images."""
+        x = self.normalize(images)
+        if self.backbone_frozen:
+            with torch.no_grad():
+                return self.backbone(x)
+        return self.backbone(x)
+
+    def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
+        feats = self.features(images)
+        if self.n_metadata:
+            if metadata is None:
+                raise ValueError("this network was built with metadata features; pass them")
+            feats = torch.cat([feats.float(), metadata.to(feats.device, torch.float32)], dim=1)
+        return self.head(feats.float())
+
+
+def resolve_device(device) -> str:
+    """``"auto"`` -> ``"cuda"``, else ``"mps"``, else ``"cpu"``; anything else unchanged."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _with_device(method):
+    """Run ``method`` with ``self.device`` resolved from ``"auto"``.
+
+    skorch reads ``self.device`` everywhere; the user's ``"auto"`` must stay
+    what ``get_params`` returns (sklearn's clone contract), so it is swapped
+    for the concrete device only for the duration of the call.
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._device_resolved():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _bacc(net, X, y):
+    return balanced_accuracy_score(y, net.predict_proba(X).argmax(1))
+
+
+def _mcc(net, X, y):
+    return matthews_corrcoef(y, net.predict_proba(X).argmax(1))
+
+
+_MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
+_LOSSES = ("cross_entropy", "focal")
+
+
+class LesionClassifier(NeuralNetClassifier):
+    """Fine-tune an ImageNet-pretrained CNN on lesion images, the scikit-learn way.
+
+    Parameters
+    ----------
+    backbone : str, default="tf_efficientnet_lite0"
+        A name from :func:`skderm.list_backbones`.
+    weights : {"imagenet"}, str path or None, default="imagenet"
+        ``"imagenet"`` finds the backbone's ImageNet file (installed package,
+        then ``$TORCH_HOME/hub/checkpoints``, then a download); a path loads
+        that file; ``None`` starts from random weights.
+    image_size : int, (height, width) or None, default=None
+        Size images are resized to (aspect ratio not kept); ``None`` uses the
+        backbone's input size. Use e.g. ``(150, 200)`` to keep HAM10000's 4:3.
+    hidden_units : int or None, default=None
+        Hidden layer of the head (``256`` reproduces the VGG16 write-up).
+    dropout : float, default=0.0
+        Dropout in the head.
+    freeze : {"none", "backbone"} or int, default="none"
+        ``"none"`` fine-tunes everything; ``"backbone"`` trains the head only;
+        an int ``N`` trains the head only for ``N`` epochs, then everything.
+    backbone_lr : float or None, default=None
+        Learning rate of the backbone's parameters; ``None`` uses ``lr``.
+    augmentation : "default", "none", None or Augmentation, default="default"
+        Training-time augmentation (:class:`skderm.transforms.Augmentation`).
+        Pass an ``Augmentation(...)`` to tune its settings by grid search
+        (``augmentation__rotation``).
+    class_weight : None, "balanced" or dict, default=None
+        Class weights of the loss; ``"balanced"`` is ``n / (k * count)``.
+    loss : {"cross_entropy", "focal"}, default="cross_entropy"
+    focal_gamma : float, default=2.0
+        Focusing parameter of the focal loss.
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy loss.
+    valid_size : float or None, default=0.2
+        Fraction of lesions held out (stratified by class, grouped by
+        ``group_column``) for validation scores, early stopping and
+        best-epoch restore; ``None`` trains on everything for ``max_epochs``.
+    monitor : {"bacc", "mcc", "loss"}, default="bacc"
+        Validation metric for early stopping and restoring the best epoch.
+    patience : int or None, default=5
+        Epochs without improvement before stopping; ``None`` never stops early
+        (the best epoch is still restored).
+    tta : bool, default=False
+        Test-time augmentation: average probabilities over the four flips.
+    path_column : str, default="path"
+        Column of X holding image paths.
+    group_column : str or None, default="lesion_id"
+        Column of X holding lesion ids (used for the internal split only).
+    metadata_columns : list of str or None, default=None
+        Columns of X fused into the head: numeric ones imputed (median) and
+        scaled, the others one-hot encoded (unknown categories ignored).
+    mixed_precision : bool or "auto", default="auto"
+        bfloat16 autocast; ``"auto"`` enables it on CUDA devices that support it.
+    channels_last : bool or "auto", default="auto"
+        channels_last memory format; ``"auto"`` enables it on CUDA.
+    random_state : int or None, default=None
+        Seeds weights of the head, batch order, augmentation and the internal
+        split: the same seed gives the same model on CPU.
+    progress_bar : bool, default=False
+        A per-batch progress bar in addition to the epoch table.
+    lr : float, default=1e-3
+    max_epochs : int, default=10
+    batch_size : int, default=32
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Its settings are reachable as ``optimizer__weight_decay`` etc.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, then CPU.
+    **kwargs
+        Any other skorch ``NeuralNet`` parameter (``callbacks``, ``verbose``,
+        ``iterator_train__num_workers``, ``warm_start`` ...).
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        The labels, sorted; ``predict`` returns these.
+    module_ : LesionNet
+    history_ : skorch.History
+        Per-epoch train/valid loss, valid balanced accuracy and MCC.
+    preprocessing_ : dict
+        Backbone name, mean, std and image size the network was built with.
+    image_size_ : (height, width)
+    metadata_encoder_ : sklearn ColumnTransformer or None
+
+    Examples
+    --------
+    >>> from skderm import LesionClassifier, make_lesions
+    >>> data = make_lesions(120, random_state=0)
+    >>> clf = LesionClassifier(backbone="tiny", weights=None, max_epochs=2, verbose=0)
+    >>> clf.fit(data.data, data.target).predict(data.data[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "tf_efficientnet_lite0",
+        weights: str | None = "imagenet",
+        image_size: int | tuple[int, int] | None = None,
+        hidden_units: int | None = None,
+        dropout: float = 0.0,
+        freeze: str | int = "none",
+        backbone_lr: float | None = None,
+        augmentation="default",
+        class_weight: str | dict | None = None,
+        loss: str = "cross_entropy",
+        focal_gamma: float = 2.0,
+        label_smoothing: float = 0.0,
+        valid_size: float | None = 0.2,
+        monitor: str = "bacc",
+        patience: int | None = 5,
+        tta: bool = False,
+        path_column: str = "path",
+        group_column: str | None = "lesion_id",
+        metadata_columns: list[str] | None = None,
+        mixed_precision: bool | str = "auto",
+        channels_last: bool | str = "auto",
+        random_state: int | None = None,
+        progress_bar: bool = False,
+        lr: float = 1e-3,
+        max_epochs: int = 10,
+        batch_size: int = 32,
+        optimizer=torch.optim.AdamW,
+        device: str = "auto",
+        module=LesionNet,
+        criterion=nn.CrossEntropyLoss,
+        train_split=None,
+        **kwargs,
+    ):
+        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+                         device=device, **kwargs)
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.freeze = freeze
+        self.backbone_lr = backbone_lr
+        self.augmentation = augmentation
+        self.class_weight = class_weight
+        self.loss = loss
+        self.focal_gamma = focal_gamma
+        self.label_smoothing = label_smoothing
+        self.valid_size = valid_size
+        self.monitor = monitor
+        self.patience = patience
+        self.tta = tta
+        self.path_column = path_column
+        self.group_column = group_column
+        self.metadata_columns = metadata_columns
+        self.mixed_precision = mixed_precision
+        self.channels_last = channels_last
+        self.random_state = random_state
+        self.progress_bar = progress_bar
+
+    # ------------------------------------------------------------------
+    # parameters
+    # ------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def bad(name, allowed):
+            return ValueError(f"LesionClassifier {name}={getattr(self, name)!r} is not valid; "
+                              f"{allowed}")
+
+        get_backbone(self.backbone)  # unknown names raise with the list of choices
+        f = self.freeze
+        if isinstance(f, bool) or not (f in ("none", "backbone") or
+                                       (isinstance(f, Integral) and f >= 0)):
+            raise bad("freeze", "use 'none', 'backbone' or an int N >= 0 (head only for N epochs)")
+        if self.loss not in _LOSSES:
+            raise bad("loss", f"choose one of {_LOSSES}")
+        if self.monitor not in _MONITORS:
+            raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
+        vs = self.valid_size
+        if vs is not None and not (isinstance(vs, Real) and 0 < vs < 1):
+            raise bad("valid_size", "use a fraction in (0, 1) or None")
+        if self.patience is not None and not (isinstance(self.patience, Integral)
+                                              and self.patience >= 1):
+            raise bad("patience", "use an int >= 1 or None")
+        if not (isinstance(self.dropout, Real) and 0 <= self.dropout < 1):
+            raise bad("dropout", "use a float in [0, 1)")
+        if self.hidden_units is not None and not (isinstance(self.hidden_units, Integral)
+                                                  and self.hidden_units >= 1):
+            raise bad("hidden_units", "use a positive int or None")
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+            raise bad("class_weight", "use None, 'balanced' or a dict {label: weight}")
+        if self.mixed_precision not in ("auto", True, False):
+            raise bad("mixed_precision", "use 'auto', True or False")
+        if self.channels_last not in ("auto", True, False):
+            raise bad("channels_last", "use 'auto', True or False")
+        resolve_augmentation(self.augmentation)
+
+    def _image_size(self) -> tuple[int, int]:
+        size = self.image_size
+        if size is None:
+            return tuple(get_backbone(self.backbone).input_size)
+        if isinstance(size, Integral):
+            return int(size), int(size)
+        h, w = size
+        return int(h), int(w)
+
+    # ------------------------------------------------------------------
+    # device handling
+    # ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _device_resolved(self):
+        requested = self.__dict__.get("device")
+        if requested != "auto":
+            yield
+            return
+        self.__dict__["device"] = resolve_device("auto")
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = requested
+
+    def _use_amp(self) -> bool:
+        dev = torch.device(resolve_device(self.device))
+        if self.mixed_precision == "auto":
+            return dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        return bool(self.mixed_precision) and dev.type in ("cuda", "cpu")
+
+    def _use_channels_last(self) -> bool:
+        if self.channels_last == "auto":
+            return torch.device(resolve_device(self.device)).type == "cuda"
+        return bool(self.channels_last)
+
+    # ------------------------------------------------------------------
+    # skorch hooks
+    # ------------------------------------------------------------------
+    @property
+    def _default_callbacks(self):
+        cbs = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("valid_bacc", EpochScoring(_bacc, name="valid_bacc", lower_is_better=False)),
+            ("valid_mcc", EpochScoring(_mcc, name="valid_mcc", lower_is_better=False)),
+        ]
+        if self.valid_size is not None or self.train_split is not None:
+            key = _MONITORS[self.monitor]
+            cbs.append(("early_stopping", EarlyStopping(
+                monitor=key, lower_is_better=(self.monitor == "loss"),
+                patience=self.patience if self.patience is not None else 10**9,
+                load_best=True, sink=print)))
+        if self.progress_bar:
+            cbs.append(("progress_bar", ProgressBar()))
+        cbs.append(("print_log", PrintLog()))
+        return cbs
+
+    def initialize_module(self):
+        backbone, n_features, spec = build_backbone(self.backbone, self.weights)
+        kwargs = self.get_params_for("module")
+        module = self.module(backbone=backbone, n_features=n_features,
+                             n_classes=len(self.classes_), mean=spec.mean, std=spec.std,
+                             hidden_units=self.hidden_units, dropout=self.dropout,
+                             n_metadata=getattr(self, "n_metadata_", 0), **kwargs)
+        module.set_backbone_frozen(self.freeze != "none" and self.freeze != 0)
+        if self._use_channels_last():
+            module = module.to(memory_format=torch.channels_last)
+        self.module_ = module
+        # plain values only: the spec holds builder functions that cannot be pickled
+        self.preprocessing_ = {"backbone": spec.name, "mean": spec.mean, "std": spec.std,
+                               "image_size": self.image_size_}
+        return self
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        weight = getattr(self, "class_weight_", None)
+        if weight is not None:
+            kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
+        if self.loss == "focal":
+            self.criterion_ = FocalLoss(gamma=self.focal_gamma, **kwargs)
+        else:
+            if self.label_smoothing:
+                kwargs.setdefault("label_smoothing", self.label_smoothing)
+            self.criterion_ = self.criterion(**kwargs)
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        # two parameter groups, so the backbone can learn more slowly than the
+        # new head; both are always present, so unfreezing needs no new optimizer
+        args, kwargs = self.get_params_for_optimizer("optimizer",
+                                                     self.get_all_learnable_params())
+        kwargs.pop("params", None)
+        backbone_ids = {id(p) for p in self.module_.backbone.parameters()}
+        head = [p for p in self.module_.parameters() if id(p) not in backbone_ids]
+        base = [p for p in self.module_.backbone.parameters()]
+        groups = [{"params": head}]
+        if base:
+            group = {"params": base}
+            if self.backbone_lr is not None:
+                group["lr"] = self.backbone_lr
+            groups.append(group)
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def get_all_learnable_params(self):
+        # all module parameters, trainable now or after unfreezing
+        yield from self.module_.named_parameters()
+
+    def check_data(self, X, y=None):
+        # classes_ are set from the original labels in fit; skorch would
+        # overwrite them with the encoded integers here
+        return None
+
+    def get_iterator(self, dataset, training=False):
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        kwargs.setdefault("collate_fn", collate)
+        if training:
+            kwargs.setdefault("shuffle", True)
+            if self.random_state is not None and "generator" not in kwargs:
+                kwargs["generator"] = torch.Generator().manual_seed(
+                    int(self.random_state) + len(self.history_ or []))
+        if torch.device(self.device).type == "cuda":
+            kwargs.setdefault("pin_memory", True)
+        iterator = self.iterator_train if training else self.iterator_valid
+        return iterator(dataset, **kwargs)
+
+    def infer(self, x, **fit_params):
+        x = to_tensor(x, device=self.device)
+        if self._use_channels_last():
+            if isinstance(x, dict):
+                x["images"] = x["images"].contiguous(memory_format=torch.channels_last)
+            else:
+                x = x.contiguous(memory_format=torch.channels_last)
+        dev = torch.device(self.device)
+        ctx = (torch.autocast(dev.type, dtype=torch.bfloat16) if self._use_amp()
+               else contextlib.nullcontext())
+        with ctx:
+            if isinstance(x, dict):
+                out = self.module_(**x, **fit_params)
+            else:
+                out = self.module_(x, **fit_params)
+        return out.float()
+
+    def evaluation_step(self, batch, training=False):
+        if training or not self.tta:
+            return super().evaluation_step(batch, training=training)
+        self.check_is_fitted()
+        x, _ = batch
+        self._set_training(False)
+        probs = 0
+        with torch.no_grad():
+            for dims in ((), (3,), (2,), (2, 3)):
+                xi = x
+                if dims:
+                    if isinstance(x, dict):
+                        xi = dict(x, images=torch.flip(x["images"], dims))
+                    else:
+                        xi = torch.flip(x, dims)
+                probs = probs + torch.softmax(self.infer(xi), dim=1)
+        # log of the mean probability: the softmax in predict_proba maps it back
+        return torch.log(probs / 4)
+
+    def _get_predict_nonlinearity(self):
+        if self.predict_nonlinearity == "auto":
+            return functools.partial(torch.softmax, dim=1)
+        return super()._get_predict_nonlinearity()
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                               **kwargs)
+        # freeze=N: head only for epochs 1..N, then everything
+        if isinstance(self.freeze, Integral) and self.freeze > 0:
+            epoch = len(self.history)
+            frozen = epoch <= self.freeze
+            if self.module_.backbone_frozen != frozen:
+                self.module_.set_backbone_frozen(frozen)
+                if not frozen and self.verbose:
+                    print(f"Unfreezing the backbone at epoch {epoch}.")
+
+    # ------------------------------------------------------------------
+    # data
+    # ------------------------------------------------------------------
+    def _encode_y(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.clip(codes, 0, len(self.classes_) - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(f"y holds labels unseen at fit time: {sorted(set(y[unknown]))[:5]}; "
+                             f"known classes are {list(self.classes_)}")
+        return codes.astype(np.int64)
+
+    def _metadata(self, inp, fit: bool):
+        if not self.metadata_columns:
+            return None
+        cols = list(self.metadata_columns)
+        frame = inp.frame[cols]
+        if fit:
+            self.metadata_encoder_ = _metadata_encoder(frame)
+            enc = self.metadata_encoder_.fit_transform(frame)
+            self.n_metadata_ = enc.shape[1]
+        else:
+            enc = self.metadata_encoder_.transform(frame)
+        return np.asarray(enc, dtype=np.float32)
+
+    def _dataset(self, X, y=None, *, fit: bool = False) -> LesionDataset:
+        inp = parse_X(X, path_column=self.path_column, group_column=self.group_column,
+                      require_metadata=list(self.metadata_columns or []))
+        if inp.n == 0:
+            raise ValueError("X is empty: it holds no images")
+        if y is not None and len(y) != inp.n:
+            raise ValueError(f"X has {inp.n} rows but y has {len(y)} labels")
+        size = self._image_size() if fit else self.image_size_
+        images = decode(inp, size, progress=bool(self.verbose) and self.verbose > 1)
+        metadata = self._metadata(inp, fit=fit)
+        return LesionDataset(images, y, metadata, inp.groups)
+
+    def get_dataset(self, X, y=None):
+        if is_dataset(X):
+            return X
+        return self._dataset(X, None if y is None else self._encode_y(y))
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        dataset = self.get_dataset(X, y)
+        aug = resolve_augmentation(self.augmentation)
+        transform = None if aug is None else aug.build(self.image_size_)
+        if self.train_split is not None:
+            # a user-supplied skorch split; augmentation still applies to training only
+            train, valid = self.train_split(dataset, y, **fit_params)
+            return _with_transform(train, transform), valid
+        if self.valid_size is None:
+            return dataset.subset(np.arange(len(dataset)), transform=transform), None
+        train_idx, valid_idx = _grouped_split(dataset, self.valid_size, self.random_state)
+        return dataset.subset(train_idx, transform=transform), dataset.subset(valid_idx)
+
+    # ------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------
+    @_with_device
+    def fit(self, X, y, **fit_params):
+        """Fine-tune on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : DataFrame, array of paths, or uint8 images (n, H, W, 3)
+            See :mod:`skderm.inputs`. With a DataFrame, ``path_column`` holds
+            image paths and ``group_column`` lesion ids.
+        y : array-like of shape (n_samples,)
+            Labels (strings such as ``"mel"``, or any sortable labels).
+
+        Returns
+        -------
+        self
+        """
+        if fit_params:
+            raise TypeError(f"LesionClassifier.fit got unexpected fit parameters "
+                            f"{sorted(fit_params)}; skorch would pass them to the network")
+        self._check_params()
+        y = _check_y(y)
+        if self.random_state is not None:
+            torch.manual_seed(int(self.random_state))
+            np.random.seed(int(self.random_state) % 2**32)
+        if not (self.warm_start and self.initialized_):
+            self.classes_inferred_ = np.unique(y)
+            self.image_size_ = self._image_size()
+            self.class_weight_ = _class_weights(self.class_weight, y, self.classes_inferred_)
+        y_enc = self._encode_y(y)
+        dataset = self._dataset(X, y_enc, fit=not (self.warm_start and self.initialized_))
+        return super().fit(dataset, y_enc)
+
+    @_with_device
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training without re-initialising (see skorch's ``partial_fit``)."""
+        if not is_dataset(X):
+            if not self.initialized_:
+                return self.fit(X, y)
+            X = self._dataset(X, self._encode_y(_check_y(y)))
+            y = X.y
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    @_with_device
+    def initialize(self):
+        return super().initialize()
+
+    @_with_device
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``."""
+        self.check_is_fitted()
+        return super().predict_proba(X)
+
+    def predict(self, X):
+        """Predicted labels (values of ``classes_``)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @_with_device
+    def forward_iter(self, X, training=False, device="cpu"):
+        yield from super().forward_iter(X, training=training, device=device)
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested == "auto":
+            state["device"] = resolve_device("auto")
+        super().__setstate__(state)
+        if requested == "auto":
+            self.__dict__["device"] = "auto"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _check_y(y) -> np.ndarray:
+    if isinstance(y, (pd.Series, pd.Index)):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
+    if pd.isna(y).any():
+        raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels (NaN/None); drop "
+                         "those images or label them")
+    if y.dtype.kind == "O":
+        y = y.astype(str) if all(isinstance(v, str) for v in y) else y
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"y holds a single class {np.unique(y).tolist()}; a classifier "
+                         "needs at least 2 classes")
+    return y
+
+
+def _class_weights(class_weight, y, classes) -> np.ndarray | None:
+    if class_weight is None:
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if isinstance(class_weight, dict):
+        unknown = set(class_weight) - set(classes.tolist())
+        if unknown:
+            raise ValueError(f"class_weight names classes not in y: {sorted(map(str, unknown))}"
+                             f"; classes are {list(classes)}")
+        return np.array([float(class_weight.get(c, 1.0)) for c in classes])
+    return compute_class_weight("balanced", classes=classes, y=y)
+
+
+def _metadata_encoder(frame: pd.DataFrame):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    other = [c for c in frame.columns if c not in numeric]
+    parts = []
+    if numeric:
+        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                                           StandardScaler()), numeric))
+    if other:
+        parts.append(("cat", make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="missing"),
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), other))
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _grouped_split(dataset: LesionDataset, valid_size: float, random_state):
+    from skderm.model_selection import grouped_split_indices
+
+    groups = dataset.groups
+    if groups is None:
+        warnings.warn("X has no lesion-id column, so the internal validation split is by "
+                      "image and may put images of one lesion on both sides; pass a DataFrame "
+                      "with a lesion_id column (or set group_column)", UserWarning, stacklevel=4)
+        groups = np.arange(len(dataset))
+    return grouped_split_indices(dataset.y, groups, test_size=valid_size,
+                                 random_state=random_state)
+
+
+def _with_transform(ds, transform):
+    if isinstance(ds, LesionDataset):
+        ds.transform = transform
+    return ds
