@@ -1,0 +1,37 @@
+"""Shared fixtures: the real HAM10000 copy (when present) and small synthetic sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from skderm.datasets import make_lesions
+
+_DEFAULT_HAM10000 = Path(__file__).resolve().parents[1].parent / "shared" / "ham10000"
+
+
+@pytest.fixture(scope="session")
+def ham10000_root() -> Path:
+    """Folder of the real HAM10000 copy: $SKDERM_HAM10000, else <repo>/../shared/ham10000."""
+    root = Path(os.environ.get("SKDERM_HAM10000") or _DEFAULT_HAM10000)
+    if not (root / "HAM10000_metadata.csv").is_file():
+        pytest.skip(
+            "real HAM10000 copy not found: set SKDERM_HAM10000 or place it at ../shared/ham10000"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def lesions(tmp_path_factory):
+    """Synthetic HAM10000-like set: 210 images of 7 classes at 150x200 (read-only: shared)."""
+    return make_lesions(210, random_state=0, directory=tmp_path_factory.mktemp("lesions"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lesions(tmp_path_factory):
+    """Tiny synthetic set: 60 images of 7 classes at 48x64, at least 5 lesions per class."""
+    return make_lesions(
+        60, image_size=(48, 64), random_state=0, directory=tmp_path_factory.mktemp("tiny_lesions")
+    )
