@@ -16,7 +16,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
@@ -32,99 +31,21 @@ from skorch.callbacks import (
 from skorch.utils import is_dataset, to_tensor
 
 from skderm.backbones import build_backbone, get_backbone
-from skderm.inputs import LesionDataset, collate, decode, parse_X
+from skderm.inputs import (
+    LesionDataset,
+    check_labels,
+    class_weights,
+    collate,
+    decode,
+    metadata_encoder,
+    parse_X,
+)
 from skderm.losses import FocalLoss
+from skderm.network import LesionNet, resolve_device
 from skderm.transforms import resolve_augmentation
 
 __all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
 
-
-class LesionNet(nn.Module):
-    """Backbone features (+ metadata) -> optional hidden layer -> class logits.
-
-    Takes ``uint8`` (or float in [0, 1]) images (N, 3, H, W) and normalises them
-    with the backbone's own mean and std, so callers never normalise twice.
-
-    Parameters
-    ----------
-    backbone : nn.Module
-        Maps normalised images to (N, n_features).
-    n_features : int
-    n_classes : int
-    mean, std : sequence of 3 floats
-    hidden_units : int or None, default=None
-        Width of a hidden ReLU layer in the head (the first write-up's Dense(256)).
-    dropout : float, default=0.0
-        Dropout before the output layer (and after the hidden layer).
-    n_metadata : int, default=0
-        Number of encoded metadata features concatenated to the image features.
-    """
-
-    def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
-                 hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
-        super().__init__()
-        self.backbone = backbone
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        width = n_features + n_metadata
-        layers: list[nn.Module] = []
-        if hidden_units:
-            layers += [nn.Linear(width, hidden_units), nn.ReLU(inplace=True)]
-            width = hidden_units
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(width, n_classes))
-        self.head = nn.Sequential(*layers)
-        self.n_metadata = n_metadata
-        self.backbone_frozen = False
-
-    def set_backbone_frozen(self, frozen: bool) -> None:
-        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone."""
-        self.backbone_frozen = bool(frozen)
-        for p in self.backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.train(self.training)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.backbone_frozen:
-            # a frozen backbone keeps its ImageNet BatchNorm statistics
-            self.backbone.eval()
-        return self
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float()
-        if images.dtype == torch.uint8:
-            x = x.div_(255.0)
-        return (x - self.mean) / self.std
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone features of a batch of images."""
-        x = self.normalize(images)
-        if self.backbone_frozen:
-            with torch.no_grad():
-                return self.backbone(x)
-        return self.backbone(x)
-
-    def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
-        feats = self.features(images)
-        if self.n_metadata:
-            if metadata is None:
-                raise ValueError("this network was built with metadata features; pass them")
-            feats = torch.cat([feats.float(), metadata.to(feats.device, torch.float32)], dim=1)
-        return self.head(feats.float())
-
-
-def resolve_device(device) -> str:
-    """``"auto"`` -> ``"cuda"``, else ``"mps"``, else ``"cpu"``; anything else unchanged."""
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _with_device(method):
@@ -552,7 +473,7 @@ class LesionClassifier(NeuralNetClassifier):
         cols = list(self.metadata_columns)
         frame = inp.frame[cols]
         if fit:
-            self.metadata_encoder_ = _metadata_encoder(frame)
+            self.metadata_encoder_ = metadata_encoder(frame)
             enc = self.metadata_encoder_.fit_transform(frame)
             self.n_metadata_ = enc.shape[1]
         else:
@@ -586,7 +507,8 @@ class LesionClassifier(NeuralNetClassifier):
             return _with_transform(train, transform), valid
         if self.valid_size is None:
             return dataset.subset(np.arange(len(dataset)), transform=transform), None
-        train_idx, valid_idx = _grouped_split(dataset, self.valid_size, self.random_state)
+        train_idx, valid_idx = _grouped_split(dataset, self.classes_, self.valid_size,
+                                              self.random_state)
         return dataset.subset(train_idx, transform=transform), dataset.subset(valid_idx)
 
     # ------------------------------------------------------------------
@@ -612,14 +534,14 @@ class LesionClassifier(NeuralNetClassifier):
             raise TypeError(f"LesionClassifier.fit got unexpected fit parameters "
                             f"{sorted(fit_params)}; skorch would pass them to the network")
         self._check_params()
-        y = _check_y(y)
+        y = check_labels(y)
         if self.random_state is not None:
             torch.manual_seed(int(self.random_state))
             np.random.seed(int(self.random_state) % 2**32)
         if not (self.warm_start and self.initialized_):
             self.classes_inferred_ = np.unique(y)
             self.image_size_ = self._image_size()
-            self.class_weight_ = _class_weights(self.class_weight, y, self.classes_inferred_)
+            self.class_weight_ = class_weights(self.class_weight, y, self.classes_inferred_)
         y_enc = self._encode_y(y)
         dataset = self._dataset(X, y_enc, fit=not (self.warm_start and self.initialized_))
         return super().fit(dataset, y_enc)
@@ -630,7 +552,7 @@ class LesionClassifier(NeuralNetClassifier):
         if not is_dataset(X):
             if not self.initialized_:
                 return self.fit(X, y)
-            X = self._dataset(X, self._encode_y(_check_y(y)))
+            X = self._dataset(X, self._encode_y(check_labels(y)))
             y = X.y
         return super().partial_fit(X, y, classes=classes, **fit_params)
 
@@ -668,60 +590,7 @@ class LesionClassifier(NeuralNetClassifier):
         return tags
 
 
-def _check_y(y) -> np.ndarray:
-    if isinstance(y, (pd.Series, pd.Index)):
-        y = y.to_numpy()
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
-    if pd.isna(y).any():
-        raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels (NaN/None); drop "
-                         "those images or label them")
-    if y.dtype.kind == "O":
-        y = y.astype(str) if all(isinstance(v, str) for v in y) else y
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"y holds a single class {np.unique(y).tolist()}; a classifier "
-                         "needs at least 2 classes")
-    return y
-
-
-def _class_weights(class_weight, y, classes) -> np.ndarray | None:
-    if class_weight is None:
-        return None
-    from sklearn.utils.class_weight import compute_class_weight
-
-    if isinstance(class_weight, dict):
-        unknown = set(class_weight) - set(classes.tolist())
-        if unknown:
-            raise ValueError(f"class_weight names classes not in y: {sorted(map(str, unknown))}"
-                             f"; classes are {list(classes)}")
-        return np.array([float(class_weight.get(c, 1.0)) for c in classes])
-    return compute_class_weight("balanced", classes=classes, y=y)
-
-
-def _metadata_encoder(frame: pd.DataFrame):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
-               and not pd.api.types.is_bool_dtype(frame[c])]
-    other = [c for c in frame.columns if c not in numeric]
-    parts = []
-    if numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
-                                           StandardScaler()), numeric))
-    if other:
-        parts.append(("cat", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="missing"),
-            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), other))
-    return ColumnTransformer(parts, sparse_threshold=0.0)
-
-
-def _grouped_split(dataset: LesionDataset, valid_size: float, random_state):
+def _grouped_split(dataset: LesionDataset, classes, valid_size: float, random_state):
     from skderm.model_selection import grouped_split_indices
 
     groups = dataset.groups
@@ -730,8 +599,19 @@ def _grouped_split(dataset: LesionDataset, valid_size: float, random_state):
                       "image and may put images of one lesion on both sides; pass a DataFrame "
                       "with a lesion_id column (or set group_column)", UserWarning, stacklevel=4)
         groups = np.arange(len(dataset))
-    return grouped_split_indices(dataset.y, groups, test_size=valid_size,
-                                 random_state=random_state)
+    labels = classes[dataset.y]  # class names, so messages read "df", not 3
+    try:
+        return grouped_split_indices(labels, groups, test_size=valid_size,
+                                     random_state=random_state)
+    except ValueError as exc:
+        # too few lesions of some class to stratify: still group, drop stratification
+        from sklearn.model_selection import GroupShuffleSplit
+
+        warnings.warn(f"internal validation split is not stratified ({exc})", UserWarning,
+                      stacklevel=4)
+        splitter = GroupShuffleSplit(n_splits=1, test_size=valid_size,
+                                     random_state=random_state)
+        return next(splitter.split(np.zeros(len(dataset)), dataset.y, groups))
 
 
 def _with_transform(ds, transform):

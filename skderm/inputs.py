@@ -24,7 +24,16 @@ import torch
 
 from skderm.images import load_images, resize_array
 
-__all__ = ["LesionInput", "parse_X", "decode", "LesionDataset", "collate"]
+__all__ = [
+    "LesionInput",
+    "parse_X",
+    "decode",
+    "LesionDataset",
+    "collate",
+    "check_labels",
+    "class_weights",
+    "metadata_encoder",
+]
 
 
 @dataclass
@@ -165,3 +174,56 @@ def collate(batch):
         return {"images": _stack_images([x["images"] for x in xs]),
                 "metadata": torch.from_numpy(np.stack([x["metadata"] for x in xs]))}, y
     return _stack_images(list(xs)), y
+
+
+def check_labels(y) -> np.ndarray:
+    if isinstance(y, (pd.Series, pd.Index)):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
+    if pd.isna(y).any():
+        raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels (NaN/None); drop "
+                         "those images or label them")
+    if y.dtype.kind == "O":
+        y = y.astype(str) if all(isinstance(v, str) for v in y) else y
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"y holds a single class {np.unique(y).tolist()}; a classifier "
+                         "needs at least 2 classes")
+    return y
+
+
+def class_weights(class_weight, y, classes) -> np.ndarray | None:
+    if class_weight is None:
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if isinstance(class_weight, dict):
+        unknown = set(class_weight) - set(classes.tolist())
+        if unknown:
+            raise ValueError(f"class_weight names classes not in y: {sorted(map(str, unknown))}"
+                             f"; classes are {list(classes)}")
+        return np.array([float(class_weight.get(c, 1.0)) for c in classes])
+    return compute_class_weight("balanced", classes=classes, y=y)
+
+
+def metadata_encoder(frame: pd.DataFrame):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    other = [c for c in frame.columns if c not in numeric]
+    parts = []
+    if numeric:
+        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                                           StandardScaler()), numeric))
+    if other:
+        parts.append(("cat", make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="missing"),
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), other))
+    return ColumnTransformer(parts, sparse_threshold=0.0)

@@ -1,0 +1,5 @@
+import sys
+
+from skderm.cli import main
+
+sys.exit(main())

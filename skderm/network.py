@@ -1,0 +1,96 @@
+"""The network LesionClassifier trains: a backbone, its normalisation and a new head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+__all__ = ["LesionNet", "resolve_device"]
+
+
+class LesionNet(nn.Module):
+    """Backbone features (+ metadata) -> optional hidden layer -> class logits.
+
+    Takes ``uint8`` (or float in [0, 1]) images (N, 3, H, W) and normalises them
+    with the backbone's own mean and std, so callers never normalise twice.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Maps normalised images to (N, n_features).
+    n_features : int
+    n_classes : int
+    mean, std : sequence of 3 floats
+    hidden_units : int or None, default=None
+        Width of a hidden ReLU layer in the head (the first write-up's Dense(256)).
+    dropout : float, default=0.0
+        Dropout before the output layer (and after the hidden layer).
+    n_metadata : int, default=0
+        Number of encoded metadata features concatenated to the image features.
+    """
+
+    def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
+                 hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        width = n_features + n_metadata
+        layers: list[nn.Module] = []
+        if hidden_units:
+            layers += [nn.Linear(width, hidden_units), nn.ReLU(inplace=True)]
+            width = hidden_units
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(width, n_classes))
+        self.head = nn.Sequential(*layers)
+        self.n_metadata = n_metadata
+        self.backbone_frozen = False
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone."""
+        self.backbone_frozen = bool(frozen)
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.backbone_frozen:
+            # a frozen backbone keeps its ImageNet BatchNorm statistics
+            self.backbone.eval()
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x.div_(255.0)
+        return (x - self.mean) / self.std
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features of a batch of images."""
+        x = self.normalize(images)
+        if self.backbone_frozen:
+            with torch.no_grad():
+                return self.backbone(x)
+        return self.backbone(x)
+
+    def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
+        feats = self.features(images)
+        if self.n_metadata:
+            if metadata is None:
+                raise ValueError("this network was built with metadata features; pass them")
+            feats = torch.cat([feats.float(), metadata.to(feats.device, torch.float32)], dim=1)
+        return self.head(feats.float())
+
+
+def resolve_device(device) -> str:
+    """``"auto"`` -> ``"cuda"``, else ``"mps"``, else ``"cpu"``; anything else unchanged."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
