@@ -22,6 +22,10 @@ _LAZY = {
     "LesionClassifier": "skderm.classifier",
     "BackboneFeatures": "skderm.features",
     "list_backbones": "skderm.backbones",
+    "OverRateSampler": "skderm.sampling",
+    "LesionDeduplicator": "skderm.sampling",
+    "Augmentation": "skderm.transforms",
+    "classification_report_frame": "skderm.metrics",
     "SkdermError": "skderm.exceptions",
     "DatasetError": "skderm.exceptions",
     "ImageError": "skderm.exceptions",
@@ -52,4 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from skderm.datasets import DX_CLASSES, fetch_ham10000, load_ham10000, make_lesions
     from skderm.exceptions import DatasetError, DownloadError, ImageError, SkdermError, WeightsError
     from skderm.features import BackboneFeatures
+    from skderm.metrics import classification_report_frame
     from skderm.model_selection import lesion_train_test_split
+    from skderm.sampling import LesionDeduplicator, OverRateSampler
+    from skderm.transforms import Augmentation

@@ -6,9 +6,17 @@ registry backbone, with the same weights resolution and preprocessing as
 regression, SVC, gradient boosting, SMOTE on embeddings, and metadata fused
 through a ColumnTransformer. In a ``Pipeline(memory=...)`` the embeddings of a
 fold are computed once and reused by every downstream candidate of a grid.
+
+Embeddings of image files with pretrained (not random) weights are also kept
+in a process-wide cache keyed by file (path, size, modification time),
+backbone, weights and image size, so the test fold of every grid candidate,
+and the next fold, embed nothing twice. :func:`embedding_cache_info` counts.
 """
 
 from __future__ import annotations
+
+import os
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -19,9 +27,64 @@ from skderm.backbones import build_backbone, get_backbone
 from skderm.inputs import LesionDataset, collate, decode, parse_X
 from skderm.network import LesionNet, resolve_device
 
-__all__ = ["BackboneFeatures"]
+__all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
 
 _FLIPS = ((), (3,), (2,), (2, 3))
+
+
+class _EmbeddingCache:
+    """Per-image embeddings, bounded in bytes (oldest dropped first)."""
+
+    def __init__(self, maxbytes: int = 1 << 30):
+        self.maxbytes = maxbytes
+        self.data: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        value = self.data.get(key)
+        if value is not None:
+            self.hits += 1
+        return value
+
+    def put(self, key, value: np.ndarray) -> None:
+        self.misses += 1
+        if key in self.data:
+            return
+        self.data[key] = value
+        self.nbytes += value.nbytes
+        while self.nbytes > self.maxbytes and self.data:
+            _, old = self.data.popitem(last=False)
+            self.nbytes -= old.nbytes
+
+
+_CACHE = _EmbeddingCache()
+
+
+def embedding_cache_info() -> dict:
+    """``hits`` (images served from cache), ``misses`` (images embedded), ``entries``, ``nbytes``."""
+    return {"hits": _CACHE.hits, "misses": _CACHE.misses, "entries": len(_CACHE.data),
+            "nbytes": _CACHE.nbytes}
+
+
+def clear_embedding_cache() -> None:
+    """Forget every cached embedding and reset the counters."""
+    _CACHE.data.clear()
+    _CACHE.nbytes = _CACHE.hits = _CACHE.misses = 0
+
+
+def _file_keys(paths: list[str]) -> list[tuple]:
+    keys = []
+    for p in paths:
+        p = os.path.abspath(p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            keys.append(None)  # decode() reports the missing file
+            continue
+        keys.append((p, st.st_mtime_ns, st.st_size))
+    return keys
 
 
 class BackboneFeatures(TransformerMixin, BaseEstimator):
@@ -83,15 +146,37 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         """Embeddings of the images in ``X``, shape (n_images, n_features_out_), float32."""
         check_is_fitted(self, "module_")
         inp = parse_X(X, path_column=self.path_column, group_column=None)
-        images = decode(inp, self.image_size_)
+        out = np.empty((inp.n, self.n_features_out_), dtype=np.float32)
+        keys = [None] * inp.n
+        if inp.paths is not None and self.weights is not None:
+            # random weights differ at every fit: only pretrained embeddings are cached
+            config = (str(self.backbone), os.fspath(self.weights), self.image_size_,
+                      bool(self.tta))
+            keys = [k and (k, config) for k in _file_keys(inp.paths)]
+        todo = []
+        for i, key in enumerate(keys):
+            cached = None if key is None else _CACHE.get(key)
+            if cached is None:
+                todo.append(i)
+            else:
+                out[i] = cached
+        if todo:
+            sub = inp if len(todo) == inp.n else _take(inp, todo)
+            out[todo] = self._embed(decode(sub, self.image_size_))
+            for i in todo:
+                if keys[i] is not None:
+                    _CACHE.put(keys[i], out[i].copy())
+        return out
+
+    def _embed(self, images) -> np.ndarray:
         loader = torch.utils.data.DataLoader(LesionDataset(images), batch_size=self.batch_size,
                                              collate_fn=collate)
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
+        flips = _FLIPS if self.tta else _FLIPS[:1]
         start = 0
         with torch.inference_mode():
             for x, _ in loader:
                 x = x.to(self.device_, non_blocking=True)
-                flips = _FLIPS if self.tta else _FLIPS[:1]
                 feats = sum(self.module_.features(torch.flip(x, d) if d else x).float()
                             for d in flips) / len(flips)
                 out[start:start + len(x)] = feats.cpu().numpy()
@@ -109,3 +194,9 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.requires_fit = True
         return tags
+
+
+def _take(inp, rows):
+    from skderm.inputs import LesionInput
+
+    return LesionInput(n=len(rows), paths=[inp.paths[i] for i in rows])
