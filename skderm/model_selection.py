@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_consistent_length
 from skderm.exceptions import DatasetError
 
 __all__ = [
+    "check_lesion_cv",
     "grouped_split_indices",
     "lesion_train_test_split",
     "check_no_lesion_leakage",
@@ -218,6 +219,57 @@ def audit_splits(cv, X, y=None, groups=None) -> pd.DataFrame:
         for fold, (train_idx, test_idx) in enumerate(splits)
     ]
     return pd.DataFrame(rows, columns=["fold", "n_train", "n_test", "n_shared_lesions"])
+
+
+def check_lesion_cv(cv, X, y=None, groups=None, *, on_leak: str = "raise") -> list:
+    """Materialise a splitter's folds, refusing (or warning about) lesion leakage.
+
+    Pass the result as ``cv=`` to GridSearchCV, cross_validate and friends:
+    the folds are then guaranteed leak-free.
+
+    Parameters
+    ----------
+    cv : int or cross-validation splitter
+        An int ``k`` means ``StratifiedGroupKFold(k)``.
+    X : array-like or DataFrame
+    y : array-like, default=None
+    groups : array-like or str
+        Lesion of each sample, or a column name of ``X`` (e.g. ``"lesion_id"``).
+    on_leak : {"raise", "warn"}, default="raise"
+
+    Returns
+    -------
+    splits : list of (train_idx, test_idx)
+
+    Raises
+    ------
+    DatasetError
+        When ``on_leak="raise"`` and a fold shares a lesion between its sides,
+        naming the splitter, the fold and the count.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if on_leak not in ("raise", "warn"):
+        raise ValueError(f"on_leak must be 'raise' or 'warn', got {on_leak!r}")
+    if isinstance(cv, int):
+        cv = StratifiedGroupKFold(n_splits=cv)
+    if groups is None:
+        raise ValueError("check_lesion_cv needs groups (the lesion_id of each sample)")
+    groups = _column_or_array(X, groups, "groups")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The groups parameter is ignored")
+        splits = list(cv.split(X, y, groups))
+    for fold, (train_idx, test_idx) in enumerate(splits):
+        shared = _shared_groups(train_idx, test_idx, groups)
+        if shared:
+            msg = (f"{type(cv).__name__} puts {len(shared)} lesion(s) on both sides of fold "
+                   f"{fold} (first: {shared[:5]}): images of one lesion leak into the test "
+                   "fold; use GroupKFold or StratifiedGroupKFold with groups=lesion_id")
+            if on_leak == "raise":
+                raise DatasetError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            break
+    return splits
 
 
 def _shared_groups(train_idx, test_idx, groups: np.ndarray) -> list:

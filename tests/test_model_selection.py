@@ -148,3 +148,31 @@ def test_audit_flags_image_level_kfold_and_clears_grouped_splitters(lesions):
     for cv in (StratifiedGroupKFold(5, shuffle=True, random_state=0), GroupKFold(5)):
         clean = audit_splits(cv, X, y, "lesion_id")
         assert len(clean) == 5 and (clean.n_shared_lesions == 0).all()
+
+
+def test_check_lesion_cv_refuses_image_level_kfold(lesions):
+    from sklearn.model_selection import KFold
+
+    from skderm.model_selection import check_lesion_cv
+
+    X, y = lesions.data, lesions.target
+    with pytest.raises(DatasetError, match=r"KFold puts \d+ lesion\(s\) on both sides"):
+        check_lesion_cv(KFold(3, shuffle=True, random_state=0), X, y, groups="lesion_id")
+    with pytest.warns(UserWarning, match="leak"):
+        check_lesion_cv(KFold(3, shuffle=True, random_state=0), X, y, groups="lesion_id",
+                        on_leak="warn")
+
+
+def test_check_lesion_cv_returns_usable_leak_free_folds(lesions):
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import cross_val_score
+
+    from skderm.model_selection import check_lesion_cv
+
+    X, y, groups = lesions.data, lesions.target, lesions.groups
+    splits = check_lesion_cv(4, X, y, groups=groups)
+    assert len(splits) == 4
+    for train, test in splits:
+        assert not set(groups.iloc[train]) & set(groups.iloc[test])
+    scores = cross_val_score(DummyClassifier(), X, y, cv=splits)
+    assert len(scores) == 4
