@@ -316,12 +316,16 @@ class LesionClassifier(NeuralNetClassifier):
             ("valid_mcc", EpochScoring(_mcc, name="valid_mcc", lower_is_better=False)),
         ]
         if self.valid_size is not None or self.train_split is not None:
-            key = _MONITORS[self.monitor]
+            # an invalid monitor is reported by fit; get_params must still work
+            monitor = self.monitor if isinstance(self.monitor, str) else "bacc"
+            key = _MONITORS.get(monitor, "valid_bacc")
             cbs.append(("early_stopping", EarlyStopping(
-                monitor=key, lower_is_better=(self.monitor == "loss"),
+                monitor=key, lower_is_better=(key == "valid_loss"),
+                # absolute threshold: a relative one never "improves" on a negative MCC
+                threshold=1e-4, threshold_mode="abs",
                 patience=self.patience if self.patience is not None else 10**9,
                 load_best=True, sink=print)))
-        if self.progress_bar:
+        if self.progress_bar is True:
             cbs.append(("progress_bar", ProgressBar()))
         cbs.append(("print_log", PrintLog()))
         return cbs
@@ -401,6 +405,13 @@ class LesionClassifier(NeuralNetClassifier):
 
     def infer(self, x, **fit_params):
         x = to_tensor(x, device=self.device)
+        augment = getattr(self, "augment_", None)
+        if augment is not None and self.module_.training:
+            # training batches only: validation and prediction stay deterministic
+            if isinstance(x, dict):
+                x = dict(x, images=augment(x["images"]))
+            else:
+                x = augment(x)
         if self._use_channels_last():
             if isinstance(x, dict):
                 x["images"] = x["images"].contiguous(memory_format=torch.channels_last)
@@ -499,17 +510,13 @@ class LesionClassifier(NeuralNetClassifier):
 
     def get_split_datasets(self, X, y=None, **fit_params):
         dataset = self.get_dataset(X, y)
-        aug = resolve_augmentation(self.augmentation)
-        transform = None if aug is None else aug.build(self.image_size_)
         if self.train_split is not None:
-            # a user-supplied skorch split; augmentation still applies to training only
-            train, valid = self.train_split(dataset, y, **fit_params)
-            return _with_transform(train, transform), valid
+            return self.train_split(dataset, y, **fit_params)  # a user-supplied skorch split
         if self.valid_size is None:
-            return dataset.subset(np.arange(len(dataset)), transform=transform), None
+            return dataset, None
         train_idx, valid_idx = _grouped_split(dataset, self.classes_, self.valid_size,
                                               self.random_state)
-        return dataset.subset(train_idx, transform=transform), dataset.subset(valid_idx)
+        return dataset.subset(train_idx), dataset.subset(valid_idx)
 
     # ------------------------------------------------------------------
     # public API
@@ -542,6 +549,8 @@ class LesionClassifier(NeuralNetClassifier):
             self.classes_inferred_ = np.unique(y)
             self.image_size_ = self._image_size()
             self.class_weight_ = class_weights(self.class_weight, y, self.classes_inferred_)
+        aug = resolve_augmentation(self.augmentation)
+        self.augment_ = None if aug is None else aug.build()
         y_enc = self._encode_y(y)
         dataset = self._dataset(X, y_enc, fit=not (self.warm_start and self.initialized_))
         return super().fit(dataset, y_enc)
@@ -568,11 +577,29 @@ class LesionClassifier(NeuralNetClassifier):
 
     def predict(self, X):
         """Predicted labels (values of ``classes_``)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # raises NotFittedError first when unfitted
+        return self.classes_[proba.argmax(axis=1)]
 
     @_with_device
     def forward_iter(self, X, training=False, device="cpu"):
         yield from super().forward_iter(X, training=training, device=device)
+
+    def set_params(self, **params):
+        """Set parameters, including nested ``augmentation__<name>`` ones."""
+        nested = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
+                  if k.startswith("augmentation__")}
+        if "augmentation" in params:
+            self.augmentation = params.pop("augmentation")
+        super().set_params(**params)
+        if nested:
+            from skderm.transforms import Augmentation
+
+            if not isinstance(self.augmentation, Augmentation):
+                raise ValueError(
+                    f"cannot set {sorted('augmentation__' + k for k in nested)}: augmentation "
+                    f"is {self.augmentation!r}; pass augmentation=Augmentation() first")
+            self.augmentation.set_params(**nested)
+        return self
 
     def __setstate__(self, state):
         requested = state.get("device")
@@ -607,14 +634,10 @@ def _grouped_split(dataset: LesionDataset, classes, valid_size: float, random_st
         # too few lesions of some class to stratify: still group, drop stratification
         from sklearn.model_selection import GroupShuffleSplit
 
-        warnings.warn(f"internal validation split is not stratified ({exc})", UserWarning,
-                      stacklevel=4)
+        reason = str(exc).split(";")[0].replace("test_size", "valid_size")
+        warnings.warn(f"the internal validation split (valid_size={valid_size}) is grouped by "
+                      f"lesion but not stratified: {reason}; raise valid_size, or pass "
+                      "valid_size=None to train on everything", UserWarning, stacklevel=4)
         splitter = GroupShuffleSplit(n_splits=1, test_size=valid_size,
                                      random_state=random_state)
         return next(splitter.split(np.zeros(len(dataset)), dataset.y, groups))
-
-
-def _with_transform(ds, transform):
-    if isinstance(ds, LesionDataset):
-        ds.transform = transform
-    return ds

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -108,25 +107,29 @@ def read_image(path: str | os.PathLike, size: int | Sequence[int] | None = None)
     path = os.fspath(path)
     target = None if size is None else _as_size(size)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if target is not None and img.format == "JPEG":
-                    # libjpeg scales by 1/2..1/8 while decoding: far cheaper
-                    # than decoding full size and shrinking afterwards.
-                    img.draft("RGB", (target[1], target[0]))
-                img = ImageOps.exif_transpose(img)
-                img = _to_rgb(img)
-                if target is not None and img.size != (target[1], target[0]):
-                    img = img.resize((target[1], target[0]), Image.Resampling.BILINEAR,
-                                     reducing_gap=None)
-                arr = np.asarray(img, dtype=np.uint8)
+        with Image.open(path) as img:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and img.size[0] * img.size[1] > limit:
+                # checked here, not through warnings filters: those are process-wide
+                # and not thread-safe, and decoding runs in threads
+                raise Image.DecompressionBombError(
+                    f"{img.size[0]}x{img.size[1]} pixels exceeds the limit of {limit}")
+            if target is not None and img.format == "JPEG":
+                # libjpeg scales by 1/2..1/8 while decoding: far cheaper
+                # than decoding full size and shrinking afterwards.
+                img.draft("RGB", (target[1], target[0]))
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+            if target is not None and img.size != (target[1], target[0]):
+                img = img.resize((target[1], target[0]), Image.Resampling.BILINEAR,
+                                 reducing_gap=None)
+            arr = np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
         raise ImageError(f"image file not found: {path!r}", path=path) from None
     except IsADirectoryError:
         raise ImageError(f"expected an image file but found a directory: {path!r}",
                          path=path) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(
             f"image {path!r} is too large to decode safely ({exc}); if you trust the "
             "file, raise PIL.Image.MAX_IMAGE_PIXELS before loading", path=path) from None
@@ -213,6 +216,12 @@ class _ImageCache:
                 _, dropped = self._data.popitem(last=False)
                 self._nbytes -= dropped.nbytes
 
+    def trim(self) -> None:
+        with self._lock:
+            while self._nbytes > self.maxbytes and self._data:
+                _, dropped = self._data.popitem(last=False)
+                self._nbytes -= dropped.nbytes
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -257,8 +266,7 @@ def set_cache_limit(maxbytes: int) -> None:
     if maxbytes < 0:
         raise ValueError(f"maxbytes must be >= 0, got {maxbytes}")
     _CACHE.maxbytes = int(maxbytes)
-    _CACHE.put(("__trim__",), np.empty(0, np.uint8))  # trims to the new bound
-    _CACHE.misses -= 1
+    _CACHE.trim()
 
 
 def _cache_key(path: str, size: Size) -> tuple:
@@ -306,8 +314,9 @@ def load_images(
     Raises
     ------
     ImageError
-        For the first file that is missing or cannot be decoded; its message
-        also says how many files failed in total.
+        For the first file that is missing or cannot be decoded, once every
+        other file was tried; with several paths, the message also says how
+        many failed in total.
     """
     target = _as_size(size)
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
@@ -325,8 +334,6 @@ def load_images(
             missing.setdefault(key, []).append(i)
         else:
             out[i] = arr
-    if errors:
-        _raise_first(errors, len(paths))
 
     keys = list(missing)
     if keys:
@@ -363,7 +370,7 @@ def load_images(
 
 def _raise_first(errors: list[ImageError], total: int) -> None:
     first = errors[0]
-    if len(errors) == 1:
+    if total == 1:
         raise first
     raise ImageError(f"{len(errors)} of {total} images failed; the first: {first}",
                      path=first.path)

@@ -177,21 +177,37 @@ def collate(batch):
 
 
 def check_labels(y) -> np.ndarray:
+    """Validate class labels: 1-D, no missing values, discrete, at least two classes."""
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+    from sklearn.utils.multiclass import type_of_target
+
+    if y is None:
+        raise ValueError("LesionClassifier requires y to be passed, but the target y is None: "
+                         "pass one label per image (e.g. data.target)")
     if isinstance(y, (pd.Series, pd.Index)):
         y = y.to_numpy()
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it was "
+                      "raveled to shape (n_samples,)",
+                      DataConversionWarning, stacklevel=3)
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
     if pd.isna(y).any():
         raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels (NaN/None); drop "
                          "those images or label them")
-    if y.dtype.kind == "O":
-        y = y.astype(str) if all(isinstance(v, str) for v in y) else y
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"y holds a single class {np.unique(y).tolist()}; a classifier "
-                         "needs at least 2 classes")
+    if y.dtype.kind == "O" and all(isinstance(v, str) for v in y):
+        y = y.astype(str)
+    if type_of_target(y) == "continuous":
+        raise ValueError(f"Unknown label type: continuous (y looks like a regression target, "
+                         f"e.g. {y[:3].tolist()}); pass class labels such as 'mel' or 0..6")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"y holds only one class {classes.tolist()}; a classifier needs "
+                         "at least 2 classes")
     return y
 
 

@@ -1,10 +1,11 @@
 """Training-time augmentation, on ``uint8`` image tensors.
 
-Images reach the network as ``uint8`` tensors of the cached size; they are
-augmented here (training iterator only) and converted to float and normalised
-inside the network (:class:`skderm.classifier.LesionNet`), with the mean and
-std of the backbone's own entry. Prediction applies no random transform, so it
-is deterministic.
+Images reach the network as ``uint8`` batches of the cached size. During
+training only, :class:`BatchAugment` augments each batch on its device (one
+affine resampling for crop, flips and rotation, then colour jitter); the
+network (:class:`skderm.network.LesionNet`) then normalises with the mean and
+std of the backbone's own entry. Prediction applies no random transform, so
+it is deterministic.
 
 :class:`Augmentation` is a small estimator-like object, so GridSearchCV can
 reach its settings: ``lesionclassifier__augmentation__rotation``.
@@ -12,11 +13,14 @@ reach its settings: ``lesionclassifier__augmentation__rotation``.
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 
+import torch
+import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
-__all__ = ["Augmentation", "resolve_augmentation"]
+__all__ = ["Augmentation", "BatchAugment", "resolve_augmentation"]
 
 
 class Augmentation(BaseEstimator):
@@ -66,29 +70,111 @@ class Augmentation(BaseEstimator):
                 raise ValueError("Augmentation crop_scale must be (low, high) with "
                                  f"0 < low <= high <= 1, got {self.crop_scale!r}")
 
-    def build(self, size: tuple[int, int]):
-        """Return a callable mapping a ``uint8`` (3, H, W) tensor to an augmented one."""
-        from torchvision.transforms import v2
-
+    def build(self, size: tuple[int, int] | None = None) -> BatchAugment | None:
+        """Return the batched augmentation (``None`` when everything is disabled)."""
         self._check()
-        steps = []
-        if self.crop_scale is not None:
-            ratio = size[1] / size[0]
-            steps.append(v2.RandomResizedCrop(
-                size, scale=tuple(self.crop_scale), ratio=(ratio * 3 / 4, ratio * 4 / 3),
-                antialias=True))
-        if self.flip:
-            steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-        if self.rotation:
-            steps.append(v2.RandomRotation(float(self.rotation)))
-        if any((self.brightness, self.contrast, self.saturation, self.hue)):
-            steps.append(v2.ColorJitter(brightness=self.brightness or None,
-                                        contrast=self.contrast or None,
-                                        saturation=self.saturation or None,
-                                        hue=self.hue or None))
-        if not steps:
+        if not (self.flip or self.rotation or self.crop_scale is not None or
+                any((self.brightness, self.contrast, self.saturation, self.hue))):
             return None
-        return v2.Compose(steps)
+        return BatchAugment(self)
+
+
+class BatchAugment:
+    """Augment a whole batch at once, on whatever device the batch is on.
+
+    Crop, flips and rotation are one affine resampling (``grid_sample``) with
+    per-image random parameters; brightness, contrast, saturation and hue are
+    per-image colour transforms (hue as a rotation of the chroma plane in YIQ
+    space). Doing this batched, after the batch reached the GPU, keeps the
+    data loader a plain copy of ``uint8`` arrays, so it never bottlenecks.
+    Randomness comes from torch's generator, seeded by ``random_state``.
+    """
+
+    def __init__(self, aug: Augmentation):
+        self.aug = aug
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8`` or [0, 1] float images (N, 3, H, W) -> augmented float in [0, 1]."""
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        x = self._geometry(x)
+        return self._colour(x).clamp_(0.0, 1.0)
+
+    def _rand(self, n, lo, hi, x):
+        return torch.empty(n, device=x.device).uniform_(lo, hi)
+
+    def _geometry(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.aug
+        n, _, h, w = x.shape
+        if not (a.flip or a.rotation or a.crop_scale is not None):
+            return x
+        ones = torch.ones(n, device=x.device)
+        sx, sy, tx, ty = ones, ones.clone(), ones * 0, ones * 0
+        if a.crop_scale is not None:
+            area = self._rand(n, a.crop_scale[0], a.crop_scale[1], x)
+            log_r = self._rand(n, math.log(3 / 4), math.log(4 / 3), x)
+            r = torch.exp(log_r)
+            sx = torch.sqrt(area * r).clamp(max=1.0)
+            sy = torch.sqrt(area / r).clamp(max=1.0)
+            tx = (torch.rand(n, device=x.device) * 2 - 1) * (1 - sx)
+            ty = (torch.rand(n, device=x.device) * 2 - 1) * (1 - sy)
+        if a.flip:
+            sx = sx * torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0)
+            sy = sy * torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0)
+        angle = (self._rand(n, -a.rotation, a.rotation, x) * (math.pi / 180) if a.rotation
+                 else ones * 0)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # rotation in pixel space, expressed in grid_sample's normalised coordinates
+        # (x spans W, y spans H): D^-1 R D with D = diag(W, H)
+        theta = torch.stack([
+            torch.stack([cos * sx, -sin * sy * (h / w), tx], dim=1),
+            torch.stack([sin * sx * (w / h), cos * sy, ty], dim=1),
+        ], dim=1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+
+    def _colour(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.aug
+        n = x.shape[0]
+        if a.brightness:
+            x = x * self._rand(n, 1 - a.brightness, 1 + a.brightness, x).view(n, 1, 1, 1)
+        if a.contrast:
+            c = self._rand(n, max(0.0, 1 - a.contrast), 1 + a.contrast, x).view(n, 1, 1, 1)
+            mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * c + mean
+        if a.saturation:
+            s = self._rand(n, max(0.0, 1 - a.saturation), 1 + a.saturation, x).view(n, 1, 1, 1)
+            g = _gray(x)
+            x = (x - g) * s + g
+        if a.hue:
+            phi = self._rand(n, -a.hue, a.hue, x) * (2 * math.pi)
+            x = _rotate_hue(x, phi)
+        return x
+
+
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                         [0.596, -0.274, -0.322],
+                         [0.211, -0.523, 0.312]])
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _rotate_hue(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Shift hue by ``phi`` radians per image: rotate the I/Q chroma plane of YIQ."""
+    fwd = _RGB2YIQ.to(x.device, x.dtype)
+    inv = torch.linalg.inv(fwd)
+    cos, sin = torch.cos(phi), torch.sin(phi)
+    zero, one = torch.zeros_like(phi), torch.ones_like(phi)
+    rot = torch.stack([torch.stack([one, zero, zero], 1),
+                       torch.stack([zero, cos, -sin], 1),
+                       torch.stack([zero, sin, cos], 1)], 1)  # (n, 3, 3)
+    m = inv @ rot @ fwd  # per-image RGB -> RGB
+    return torch.einsum("nij,njhw->nihw", m, x)
 
 
 def resolve_augmentation(value) -> Augmentation | None:

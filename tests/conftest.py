@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from skderm.datasets import make_lesions
+# One torch thread per test process: the tests run tiny models, where a second
+# thread costs more in synchronisation than it gains (measured 50x slower for
+# small-tensor work on a shared 2-core machine). Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from skderm.datasets import make_lesions  # noqa: E402
 
 _DEFAULT_HAM10000 = Path(__file__).resolve().parents[1].parent / "shared" / "ham10000"
 

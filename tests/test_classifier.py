@@ -1,0 +1,744 @@
+"""Tests for skderm.classifier.LesionClassifier (and skderm.losses.FocalLoss).
+
+Every fit uses the random-weight ``tiny`` backbone on small synthetic images,
+so the whole file runs in well under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, matthews_corrcoef
+from sklearn.utils.class_weight import compute_class_weight
+from skorch.callbacks import Callback
+
+from skderm import images
+from skderm.backbones import get_backbone
+from skderm.classifier import LesionClassifier, LesionNet
+from skderm.datasets import DX_CLASSES, make_lesions
+from skderm.exceptions import ImageError
+from skderm.images import load_images
+from skderm.losses import FocalLoss
+from skderm.model_selection import lesion_train_test_split
+from skderm.transforms import Augmentation
+
+SIZE = (48, 64)
+# the tiny_lesions fixture: 60 images at 48x64, 5 lesions per class
+# (augmentation costs most of a fit's time on CPU: only tests about it turn it on)
+FAST = dict(
+    backbone="tiny",
+    weights=None,
+    image_size=SIZE,
+    max_epochs=2,
+    batch_size=16,
+    lr=3e-3,
+    verbose=0,
+    random_state=0,
+    augmentation="none",
+)
+
+
+def make_clf(**params) -> LesionClassifier:
+    return LesionClassifier(**{**FAST, **params})
+
+
+class Snapshot(Callback):
+    """Records the network's weights after every epoch and the split datasets."""
+
+    def initialize(self):
+        self.states = []
+        self.datasets = None
+        return self
+
+    def _record(self, net):
+        self.states.append({k: v.detach().clone() for k, v in net.module_.state_dict().items()})
+
+    def on_train_begin(self, net, **kwargs):
+        self._record(net)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        self.datasets = (dataset_train, dataset_valid)
+
+    def on_epoch_end(self, net, **kwargs):
+        self._record(net)
+
+
+def _same(a: dict, b: dict, prefix: str) -> bool:
+    keys = [k for k in a if k.startswith(prefix) and a[k].is_floating_point()]
+    assert keys
+    return all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def _params_same(a: dict, b: dict, module: nn.Module, prefix: str) -> bool:
+    """Compare parameters only (BatchNorm running statistics are buffers)."""
+    names = [prefix + n for n, _ in module.named_parameters()]
+    assert names
+    return all(torch.equal(a[n], b[n]) for n in names)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores.
+
+    Per-image augmentation with two OpenMP threads on a loaded 2-core machine
+    took ~55 ms an image against ~1 ms with one.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_lesions):
+    return tiny_lesions.data, tiny_lesions.target
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """One fitted classifier shared by the read-only tests (with augmentation on)."""
+    X, y = data
+    return make_clf(augmentation="default", max_epochs=1).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    """A balanced synthetic set with enough lesions per class for a held-out split."""
+    return make_lesions(
+        210,
+        image_size=SIZE,
+        weights=[1] * 7,
+        random_state=0,
+        directory=tmp_path_factory.mktemp("learnable"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# the basic contract
+# ---------------------------------------------------------------------------
+
+
+def test_fit_predict_proba_score(fitted, data):
+    X, y = data
+    assert list(fitted.classes_) == sorted(DX_CLASSES)
+    pred = fitted.predict(X)
+    assert pred.shape == (len(X),)
+    assert set(pred) <= set(DX_CLASSES)
+    assert all(isinstance(p, str) for p in pred)
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 7)
+    assert proba.dtype.kind == "f"
+    assert np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(pred, fitted.classes_[proba.argmax(axis=1)])
+    assert fitted.score(X, y) == pytest.approx(accuracy_score(y, pred))
+
+
+def test_fit_returns_self_and_records_preprocessing(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, image_size=None)
+    assert clf.fit(X, y) is clf
+    spec = get_backbone("tiny")
+    assert clf.image_size_ == tuple(spec.input_size)
+    assert clf.preprocessing_["mean"] == spec.mean and clf.preprocessing_["std"] == spec.std
+    torch.testing.assert_close(clf.module_.mean.flatten(), torch.tensor(spec.mean))
+    torch.testing.assert_close(clf.module_.std.flatten(), torch.tensor(spec.std))
+
+
+def test_learns_well_above_chance(learnable):
+    X_train, X_test, y_train, y_test = lesion_train_test_split(
+        learnable.data,
+        learnable.target,
+        groups="lesion_id",
+        stratify=learnable.target,
+        test_size=0.3,
+        random_state=0,
+    )
+    assert not set(X_train["lesion_id"]) & set(X_test["lesion_id"])
+    clf = make_clf(max_epochs=8, batch_size=32, valid_size=None)
+    clf.fit(X_train, y_train)
+    bacc = balanced_accuracy_score(y_test, clf.predict(X_test))
+    # chance is 1/7 = 0.14; over seeds this setting scores 0.5-0.67
+    assert bacc > 0.35, bacc
+
+
+def test_unfitted_predict_raises_not_fitted(data):
+    X, _ = data
+    with pytest.raises(NotFittedError):
+        make_clf().predict_proba(X)
+
+
+def test_unfitted_predict_raises_not_fitted_from_predict(data):
+    X, _ = data
+    with pytest.raises(NotFittedError):
+        make_clf().predict(X)
+
+
+# ---------------------------------------------------------------------------
+# what X may be
+# ---------------------------------------------------------------------------
+
+
+def test_x_formats_give_the_same_predictions(fitted, data):
+    X, _ = data
+    reference = fitted.predict_proba(X)
+    paths = X["path"].tolist()
+    pixels = np.stack(load_images(paths, SIZE))
+    for other in (
+        paths,
+        np.array(paths, dtype=object)[:, None],
+        np.array(paths),
+        X["path"],
+        pixels,
+    ):
+        np.testing.assert_allclose(fitted.predict_proba(other), reference, atol=1e-6)
+
+
+def test_fit_on_uint8_images(data):
+    X, y = data
+    pixels = np.stack(load_images(X["path"], SIZE))
+    with pytest.warns(UserWarning, match="lesion"):
+        clf = make_clf(max_epochs=1).fit(pixels, y)
+    assert clf.predict(pixels[:5]).shape == (5,)
+    # in-memory images of another size are resized to the fitted size
+    bigger = np.repeat(np.repeat(pixels[:3], 2, axis=1), 2, axis=2)
+    assert clf.predict_proba(bigger).shape == (3, 7)
+
+
+def test_bad_x_is_rejected_with_a_clear_error(fitted):
+    with pytest.raises(ValueError, match="X must be"):
+        fitted.predict(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="path"):
+        fitted.predict(pd.DataFrame({"file": ["a.jpg"]}))
+    with pytest.raises(ValueError, match="not an image path"):
+        fitted.predict(pd.DataFrame({"path": ["a.jpg", None]}))
+    with pytest.raises(ValueError, match="empty"):
+        fitted.predict([])
+
+
+def test_other_path_column(data):
+    X, y = data
+    renamed = X.rename(columns={"path": "file"})
+    clf = make_clf(max_epochs=1, path_column="file").fit(renamed, y)
+    assert clf.predict(renamed).shape == (len(X),)
+
+
+# ---------------------------------------------------------------------------
+# metadata fusion
+# ---------------------------------------------------------------------------
+
+
+def test_metadata_columns_are_fused(data):
+    X, y = data
+    clf = make_clf(metadata_columns=["age", "sex", "localization"]).fit(X, y)
+    n_meta = clf.n_metadata_
+    n_categories = X["sex"].nunique() + X["localization"].nunique()
+    assert n_meta >= 1 + n_categories
+    first = next(m for m in clf.module_.head if isinstance(m, nn.Linear))
+    assert first.in_features == 64 + n_meta
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    # the metadata reaches the head: changing it changes the prediction
+    older = X.assign(age=X["age"].fillna(50) + 40)
+    assert not np.allclose(clf.predict_proba(older), proba)
+
+
+def test_unseen_and_missing_metadata_at_predict(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, metadata_columns=["age", "sex", "localization"]).fit(X, y)
+    odd = X.head(4).assign(localization="somewhere new", sex=None, age=np.nan)
+    proba = clf.predict_proba(odd)
+    assert proba.shape == (4, 7)
+    assert np.isfinite(proba).all()
+
+
+def test_missing_metadata_column_is_a_clear_error(data):
+    X, y = data
+    with pytest.raises(ValueError, match="metadata_columns.*'smoker'"):
+        make_clf(metadata_columns=["age", "smoker"]).fit(X, y)
+    clf = make_clf(max_epochs=1, metadata_columns=["age"]).fit(X, y)
+    with pytest.raises(ValueError, match="'age'"):
+        clf.predict(X.drop(columns="age"))
+    with pytest.raises(ValueError, match="DataFrame"):
+        clf.predict(X["path"].tolist())
+
+
+# ---------------------------------------------------------------------------
+# parameters, cloning, persistence
+# ---------------------------------------------------------------------------
+
+
+def test_nested_params_get_set_clone(data):
+    clf = make_clf(augmentation=Augmentation(rotation=45.0), optimizer__weight_decay=0.05)
+    params = clf.get_params()
+    assert params["optimizer__weight_decay"] == 0.05
+    assert params["augmentation__rotation"] == 45.0
+    clf.set_params(optimizer__weight_decay=0.2, hidden_units=8)
+    twin = clone(clf)
+    assert twin.get_params()["optimizer__weight_decay"] == 0.2
+    assert twin.get_params()["augmentation__rotation"] == 45.0
+    assert twin.augmentation is not clf.augmentation
+    X, y = data
+    twin.set_params(max_epochs=1, augmentation="none").fit(X, y)
+    assert [g["weight_decay"] for g in twin.optimizer_.param_groups] == [0.2, 0.2]
+    assert any(isinstance(m, nn.Linear) and m.out_features == 8 for m in twin.module_.head)
+
+
+def _fit_proba(clf, X, y) -> np.ndarray:
+    """Probabilities after one seeded epoch on a few images, without validation."""
+    X, y = X.head(24), y.head(24)
+    clf.set_params(max_epochs=1, valid_size=None)
+    return clf.fit(X, y).predict_proba(X)
+
+
+def test_augmentation_settings_reach_training(data):
+    # same seed, only the rotation differs: the trained models must differ
+    still = _fit_proba(make_clf(augmentation=Augmentation(rotation=0.0)), *data)
+    again = _fit_proba(make_clf(augmentation=Augmentation(rotation=0.0)), *data)
+    turned = _fit_proba(make_clf(augmentation=Augmentation(rotation=90.0)), *data)
+    plain = _fit_proba(make_clf(augmentation="none"), *data)
+    np.testing.assert_array_equal(still, again)
+    assert not np.allclose(still, turned)
+    assert not np.allclose(still, plain)
+
+
+def test_set_params_reaches_the_augmentation(data):
+    clf = make_clf(augmentation=Augmentation(rotation=90.0))
+    clf.set_params(augmentation__rotation=0.0)
+    assert clf.augmentation.rotation == 0.0
+    # what GridSearchCV does: clone, then set_params, then fit
+    searched = clone(make_clf(augmentation=Augmentation(rotation=90.0)))
+    searched.set_params(augmentation__rotation=0.0)
+    direct = make_clf(augmentation=Augmentation(rotation=0.0))
+    np.testing.assert_array_equal(_fit_proba(searched, *data), _fit_proba(direct, *data))
+
+
+def test_clone_of_fitted_is_unfitted_and_cheap(fitted):
+    twin = clone(fitted)
+    assert not twin.initialized_
+    assert not hasattr(twin, "module_")
+    assert twin.get_params()["backbone"] == "tiny"
+
+
+def test_get_params_with_bad_monitor_does_not_raise():
+    clf = make_clf(monitor="x")
+    assert clf.get_params()["monitor"] == "x"
+    clf.set_params(lr=0.1)
+
+
+def test_pickle_and_joblib_round_trips(fitted, data, tmp_path):
+    X, _ = data
+    expected = fitted.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict_proba(X), expected)
+    np.testing.assert_array_equal(restored.classes_, fitted.classes_)
+    joblib.dump(fitted, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    assert loaded.get_params()["device"] == "auto"
+
+
+def test_same_random_state_same_model(data):
+    X, y = data
+    X, y = X.head(24), y.head(24)  # augmenting is the slow part of a CPU fit
+
+    def run(**params):
+        clf = make_clf(augmentation="default", max_epochs=1, valid_size=None, **params)
+        return clf.fit(X, y).predict_proba(X)
+
+    # augmentation on: its randomness must be seeded too
+    a, b = run(), run()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, run(random_state=1))
+
+
+def test_predict_is_deterministic_with_augmentation(fitted, data):
+    X, _ = data
+    assert fitted.augmentation == "default"
+    np.testing.assert_array_equal(fitted.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_device_auto_survives_fit(fitted):
+    assert fitted.get_params()["device"] == "auto"
+    assert clone(fitted).device == "auto"
+    assert next(fitted.module_.parameters()).device.type == "cpu"
+
+
+def test_unknown_fit_params_are_refused(data):
+    X, y = data
+    with pytest.raises(TypeError, match="sample_weight"):
+        make_clf().fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_partial_fit_continues_training(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, valid_size=None).fit(X, y)
+    before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    clf.partial_fit(X, y)
+    assert len(clf.history_) == 2
+    assert not _same(before, clf.module_.state_dict(), "head.")
+
+
+# ---------------------------------------------------------------------------
+# test-time augmentation
+# ---------------------------------------------------------------------------
+
+
+def test_tta_averages_the_four_flips(fitted, data):
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:12], SIZE))
+    plain = fitted.predict_proba(pixels)
+    flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+    expected = np.mean([fitted.predict_proba(np.ascontiguousarray(p)) for p in flips], axis=0)
+    fitted.set_params(tta=True)
+    try:
+        tta = fitted.predict_proba(pixels)
+        tta_paths = fitted.predict_proba(X[:12])
+    finally:
+        fitted.set_params(tta=False)
+    np.testing.assert_allclose(tta.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(tta, expected, atol=1e-5)
+    np.testing.assert_allclose(tta_paths, tta, atol=1e-6)
+    assert not np.allclose(tta, plain, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# freezing and learning rates
+# ---------------------------------------------------------------------------
+
+
+def _fit_with_snapshot(X, y, **params) -> tuple[LesionClassifier, Snapshot]:
+    snap = Snapshot()
+    clf = make_clf(valid_size=None, callbacks=[("snapshot", snap)], **params).fit(X, y)
+    return clf, snap
+
+
+def test_freeze_backbone_trains_only_the_head(data):
+    _, snap = _fit_with_snapshot(*data, freeze="backbone")
+    start, end = snap.states[0], snap.states[-1]
+    # parameters and BatchNorm statistics: a frozen backbone is in eval mode
+    assert _same(start, end, "backbone.")
+    assert not _same(start, end, "head.")
+
+
+def test_freeze_n_epochs_then_fine_tune(data):
+    clf, snap = _fit_with_snapshot(*data, freeze=1, max_epochs=2)
+    start, after_1, after_2 = snap.states
+    assert _same(start, after_1, "backbone.")
+    assert not _same(start, after_1, "head.")
+    assert not _params_same(after_1, after_2, clf.module_.backbone, "backbone.")
+    assert not clf.module_.backbone_frozen
+    assert all(p.requires_grad for p in clf.module_.backbone.parameters())
+
+
+def test_backbone_lr_zero_keeps_backbone_weights(data):
+    clf, snap = _fit_with_snapshot(*data, backbone_lr=0.0)
+    start, end = snap.states[0], snap.states[-1]
+    assert _params_same(start, end, clf.module_.backbone, "backbone.")
+    assert not _same(start, end, "head.")
+    lrs = [g["lr"] for g in clf.optimizer_.param_groups]
+    assert lrs == [FAST["lr"], 0.0]
+
+
+# ---------------------------------------------------------------------------
+# losses and class weights
+# ---------------------------------------------------------------------------
+
+
+def test_class_weight_balanced_matches_sklearn(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, class_weight="balanced").fit(X, y)
+    expected = compute_class_weight("balanced", classes=np.unique(y), y=y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), expected, rtol=1e-6)
+
+
+def test_class_weight_dict(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, class_weight={"mel": 3.0, "nv": 0.5}).fit(X, y)
+    expected = [3.0 if c == "mel" else 0.5 if c == "nv" else 1.0 for c in clf.classes_]
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), expected)
+    with pytest.raises(ValueError, match="'melanoma'"):
+        make_clf(class_weight={"melanoma": 2.0}).fit(X, y)
+
+
+def test_focal_loss_trains(data):
+    X, y = data
+    clf = make_clf(loss="focal", focal_gamma=1.5, class_weight="balanced").fit(X, y)
+    assert isinstance(clf.criterion_, FocalLoss)
+    assert clf.criterion_.gamma == 1.5
+    assert clf.criterion_.weight is not None
+    losses = clf.history_[:, "train_loss"]
+    assert np.all(np.isfinite(losses))
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1, atol=1e-5)
+
+
+def test_label_smoothing_reaches_the_loss(data):
+    X, y = data
+    clf = make_clf(max_epochs=1, label_smoothing=0.1).fit(X, y)
+    assert clf.criterion_.label_smoothing == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_focal_loss_with_gamma_zero_is_cross_entropy(reduction, weighted):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 7, generator=gen)
+    target = torch.randint(0, 7, (16,), generator=gen)
+    weight = torch.rand(7, generator=gen) + 0.5 if weighted else None
+    focal = FocalLoss(gamma=0.0, weight=weight, reduction=reduction)(logits, target)
+    ce = nn.CrossEntropyLoss(weight=weight, reduction=reduction)(logits, target)
+    torch.testing.assert_close(focal, ce)
+
+
+def test_focal_loss_down_weights_easy_examples():
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.2, 0.0, 0.0]])
+    target = torch.tensor([0, 0])
+    ce = nn.CrossEntropyLoss(reduction="none")(logits, target)
+    focal = FocalLoss(gamma=2.0, reduction="none")(logits, target)
+    assert torch.all(focal < ce)
+    # the confident (easy) example loses far more of its weight than the hard one
+    assert focal[0] / ce[0] < 0.01 < 0.3 < focal[1] / ce[1]
+    with pytest.raises(ValueError, match="gamma"):
+        FocalLoss(gamma=-1.0)
+
+
+# ---------------------------------------------------------------------------
+# the internal validation split and early stopping
+# ---------------------------------------------------------------------------
+
+
+def test_internal_split_keeps_lesions_together(data):
+    X, y = data
+    snap = Snapshot()
+    make_clf(max_epochs=1, callbacks=[("snapshot", snap)]).fit(X, y)
+    train, valid = snap.datasets
+    assert valid is not None
+    assert not set(train.groups) & set(valid.groups)
+    assert len(train) + len(valid) == len(X)
+    assert set(train.groups) | set(valid.groups) == set(X["lesion_id"])
+    # every class is on the validation side (stratified), about a fifth of the lesions
+    assert len(np.unique(valid.y)) == 7
+    assert 0.1 < len(valid) / len(X) < 0.35
+
+
+def test_history_has_validation_metrics(fitted):
+    hist = fitted.history_
+    assert len(hist) <= FAST["max_epochs"]
+    for key in ("train_loss", "valid_loss", "valid_bacc", "valid_mcc"):
+        values = np.asarray(hist[:, key], dtype=float)
+        assert np.all(np.isfinite(values)), key
+    assert np.all(
+        (0 <= np.asarray(hist[:, "valid_bacc"])) & (np.asarray(hist[:, "valid_bacc"]) <= 1)
+    )
+    assert np.all(np.abs(np.asarray(hist[:, "valid_mcc"])) <= 1)
+
+
+def test_early_stopping_restores_the_best_epoch(data):
+    X, y = data
+    snap = Snapshot()
+    clf = make_clf(max_epochs=6, monitor="mcc", patience=2, callbacks=[("snapshot", snap)]).fit(
+        X, y
+    )
+    history = np.asarray(clf.history_[:, "valid_mcc"], dtype=float)
+    assert len(history) <= 6
+    _, valid = snap.datasets
+    restored = matthews_corrcoef(valid.y, clf.predict_proba(valid).argmax(axis=1))
+    assert restored == pytest.approx(history.max())
+
+
+@pytest.mark.parametrize("monitor", ["loss", "bacc"])
+def test_early_stopping_stops_on_a_plateau(data, monitor):
+    X, y = data
+    # nothing can change: frozen backbone, zero learning rate -> constant scores
+    clf = make_clf(max_epochs=8, lr=0.0, freeze="backbone", monitor=monitor, patience=1)
+    clf.fit(X, y)
+    assert len(clf.history_) == 2
+
+
+def test_mcc_early_stopping_treats_an_equal_negative_score_as_no_improvement(data):
+    X, y = data
+    clf = make_clf(monitor="mcc").initialize_callbacks()
+    stopper = dict(clf.callbacks_)["early_stopping"]
+    assert stopper.monitor == "valid_mcc" and not stopper.lower_is_better
+    # skorch's default relative threshold is score * (1 + 1e-4): for a negative
+    # MCC that lies *below* the score, so repeating it would count as improving
+    stopper.dynamic_threshold_ = stopper._calc_new_threshold(-0.2)
+    assert not stopper._is_score_improved(-0.2)
+
+
+def test_valid_size_none_trains_all_epochs_without_validation(data):
+    X, y = data
+    snap = Snapshot()
+    clf = make_clf(max_epochs=3, valid_size=None, callbacks=[("snapshot", snap)]).fit(X, y)
+    assert len(clf.history_) == 3
+    assert snap.datasets[1] is None
+    assert len(snap.datasets[0]) == len(X)
+    assert "early_stopping" not in dict(clf.callbacks_)
+    assert "valid_loss" not in clf.history_[-1]
+
+
+def test_no_lesion_id_warns_about_the_split(data):
+    X, y = data
+    with pytest.warns(UserWarning, match="lesion"):
+        make_clf(max_epochs=1).fit(X["path"].tolist(), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no warning with groups
+        make_clf(max_epochs=1).fit(X, y)
+
+
+def _three_lesions_per_class(X, y):
+    first = X.groupby(y.to_numpy())["lesion_id"].unique().explode().groupby(level=0).head(3)
+    keep = X["lesion_id"].isin(first).to_numpy()
+    return X[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_too_few_lesions_still_gives_a_grouped_split(data):
+    X, y = _three_lesions_per_class(*data)
+    snap = Snapshot()
+    with pytest.warns(UserWarning, match="not stratified"):
+        make_clf(max_epochs=1, callbacks=[("snapshot", snap)]).fit(X, y)
+    train, valid = snap.datasets
+    assert len(valid) > 0
+    assert not set(train.groups) & set(valid.groups)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_too_few_lesions_warning_speaks_the_users_terms(data):
+    X, y = _three_lesions_per_class(*data)
+    with pytest.warns(UserWarning, match="not stratified") as record:
+        make_clf(max_epochs=1).fit(X, y)
+    msg = " ".join(str(w.message) for w in record if "stratified" in str(w.message))
+    assert "akiec" in msg and "valid_size" in msg
+    assert "np.int64" not in msg and "test_size" not in msg
+
+
+# ---------------------------------------------------------------------------
+# parameter and data validation
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("param, value", [
+    ("freeze", True), ("freeze", "all"), ("freeze", -1),
+    ("loss", "x"), ("monitor", "x"), ("valid_size", 1.5), ("valid_size", 0),
+    ("dropout", 1.0), ("class_weight", "x"), ("backbone", "nope"), ("patience", 0),
+    ("hidden_units", 0), ("augmentation", "strong"), ("mixed_precision", "x"),
+])  # fmt: skip
+def test_bad_params_raise_value_error_naming_them(data, param, value):
+    X, y = data
+    clf = LesionClassifier(**{**FAST, param: value})
+    with pytest.raises(ValueError) as info:
+        clf.fit(X, y)
+    msg = str(info.value)
+    assert param in msg
+    assert repr(value) in msg
+
+
+def test_bad_params_fail_before_any_decoding(data):
+    X, y = data
+    images.clear_cache()
+    with pytest.raises(ValueError, match="loss"):
+        make_clf(loss="x").fit(X, y)
+    assert images.cache_info().misses == 0
+
+
+@pytest.mark.parametrize("y_bad, match", [
+    ("nan", "missing"), ("single", "only one class"), ("short", "rows but y has"),
+    ("2d", "1-D"),
+])  # fmt: skip
+def test_bad_y_is_explained(data, y_bad, match):
+    X, y = data
+    bad = {
+        "nan": y.where(np.arange(len(y)) != 3),
+        "single": pd.Series(["nv"] * len(y)),
+        "short": y[:-5],
+        "2d": np.stack([y, y], axis=1),
+    }[y_bad]
+    with pytest.raises(ValueError, match=match):
+        make_clf().fit(X, bad)
+
+
+def test_continuous_y_is_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match="continuous"):
+        make_clf(valid_size=None, max_epochs=1).fit(X, np.linspace(0, 1, len(y)))
+
+
+def test_numeric_labels(data):
+    X, y = data
+    codes = pd.Categorical(y, categories=DX_CLASSES).codes.astype(int)
+    clf = make_clf(max_epochs=1).fit(X, codes)
+    assert list(clf.classes_) == list(range(7))
+    pred = clf.predict(X)
+    assert pred.dtype.kind == "i" and set(pred) <= set(range(7))
+    assert clf.score(X, codes) == pytest.approx(accuracy_score(codes, pred))
+
+
+def test_categorical_labels(data):
+    X, y = data
+    clf = make_clf(max_epochs=1).fit(X, y.astype("category"))
+    assert list(clf.classes_) == sorted(DX_CLASSES)
+    assert set(clf.predict(X)) <= set(DX_CLASSES)
+
+
+def test_unseen_label_in_partial_fit_is_explained(fitted, data):
+    X, y = data
+    before = fitted.predict_proba(X)
+    with pytest.raises(ValueError, match="unseen.*naevus"):
+        fitted.partial_fit(X, y.replace("nv", "naevus"))
+    # refused before any training step
+    np.testing.assert_array_equal(fitted.predict_proba(X), before)
+
+
+def test_missing_image_at_predict_is_named(fitted, data, tmp_path):
+    X, _ = data
+    ghost = str(tmp_path / "ISIC_ghost.jpg")
+    with pytest.raises(ImageError, match="ISIC_ghost.jpg"):
+        fitted.predict(X.head(3).assign(path=[X["path"][0], ghost, X["path"][1]]))
+
+
+def test_corrupt_image_at_fit_is_named(data, tmp_path):
+    X, y = data
+    bad = tmp_path / "ISIC_broken.jpg"
+    bad.write_bytes(open(X["path"][0], "rb").read()[:300])
+    broken = X.copy()
+    broken.loc[5, "path"] = str(bad)
+    with pytest.raises(ImageError, match="ISIC_broken.jpg"):
+        make_clf().fit(broken, y)
+
+
+# ---------------------------------------------------------------------------
+# decoding happens once
+# ---------------------------------------------------------------------------
+
+
+def test_images_are_decoded_once_across_epochs_fits_and_predicts(data):
+    X, y = data
+    images.clear_cache()
+    clf = make_clf(max_epochs=2).fit(X, y)
+    decoded = images.cache_info().misses
+    assert decoded == X["path"].nunique()
+    make_clf(max_epochs=1, random_state=3).fit(X, y)
+    clf.predict(X)
+    assert images.cache_info().misses == decoded
+    # another size is a new decode
+    make_clf(max_epochs=1, image_size=(32, 32)).fit(X, y)
+    assert images.cache_info().misses == 2 * decoded
+
+
+def test_lesion_net_normalises_uint8_and_float_alike():
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    net = LesionNet(backbone, 5, 3, mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)).eval()
+    x8 = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    torch.testing.assert_close(net(x8), net(x8.float() / 255))
+    expected = (x8.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / 0.2
+    torch.testing.assert_close(net.normalize(x8), expected)
