@@ -1,0 +1,68 @@
+"""Ensembles of LesionClassifiers with sklearn's VotingClassifier and StackingClassifier,
+and persistence of a refitted search."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import StackingClassifier, VotingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+from skderm import LesionClassifier, make_lesions
+from skderm.model_selection import check_lesion_cv
+
+FAST = dict(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2, batch_size=16,
+            lr=3e-3, verbose=0, augmentation="none", valid_size=None)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_lesions(105, image_size=(48, 64), weights=[1] * 7, random_state=1,
+                        directory=tmp_path_factory.mktemp("ens"))
+
+
+def _members():
+    return [("a", LesionClassifier(**FAST, random_state=0)),
+            ("b", LesionClassifier(**FAST, random_state=1, hidden_units=32))]
+
+
+def test_weighted_soft_voting_is_the_weighted_mean_of_members(data):
+    X, y = data.data, data.target
+    vote = VotingClassifier(_members(), voting="soft", weights=[0.6, 0.4]).fit(X, y)
+    pa = vote.named_estimators_["a"].predict_proba(X)
+    pb = vote.named_estimators_["b"].predict_proba(X)
+    np.testing.assert_allclose(vote.predict_proba(X), 0.6 * pa + 0.4 * pb, rtol=1e-5)
+    assert set(vote.predict(X)) <= set(y)
+    assert list(vote.classes_) == sorted(set(y))
+
+
+def test_voting_weights_tunable_by_grid_search_and_persisted(data, tmp_path):
+    X, y, groups = data.data, data.target, data.groups
+    search = GridSearchCV(
+        VotingClassifier(_members(), voting="soft"),
+        {"weights": [[0.6, 0.4], [0.4, 0.6]]},
+        cv=StratifiedGroupKFold(3), scoring={"bacc": "balanced_accuracy",
+                                             "mcc": "matthews_corrcoef"},
+        refit="bacc")
+    search.fit(X, y, groups=groups)
+    assert search.best_params_["weights"] in ([0.6, 0.4], [0.4, 0.6])
+    assert {"mean_test_bacc", "mean_test_mcc"} <= set(search.cv_results_)
+    # the refitted best estimator survives joblib with identical probabilities
+    path = tmp_path / "best.joblib"
+    joblib.dump(search.best_estimator_, path)
+    again = joblib.load(path)
+    np.testing.assert_array_equal(again.predict_proba(X[:10]),
+                                  search.best_estimator_.predict_proba(X[:10]))
+
+
+def test_stacking_with_lesion_grouped_inner_folds(data):
+    X, y, groups = data.data, data.target, data.groups
+    # the stacker's inner cross_val_predict gets leak-free folds of the same rows
+    inner = check_lesion_cv(StratifiedGroupKFold(3), X, y, groups=groups)
+    stack = StackingClassifier(_members(), final_estimator=LogisticRegression(max_iter=500),
+                               cv=inner, stack_method="predict_proba").fit(X, y)
+    proba = stack.predict_proba(X)
+    assert proba.shape == (len(X), 7)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
