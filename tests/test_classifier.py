@@ -742,3 +742,33 @@ def test_lesion_net_normalises_uint8_and_float_alike():
     torch.testing.assert_close(net(x8), net(x8.float() / 255))
     expected = (x8.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / 0.2
     torch.testing.assert_close(net.normalize(x8), expected)
+
+
+def test_bf16_autocast_and_channels_last_run_on_cpu(data):
+    """The CUDA fast paths (bf16 autocast, channels_last) also work when forced on CPU."""
+    X, y = data
+    clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=1,
+                           valid_size=None, verbose=0, random_state=0,
+                           mixed_precision=True, channels_last=True).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(axis=1), 1.0, atol=1e-3)
+    assert clf.module_.head[-1].weight.dtype == torch.float32  # autocast, not a cast
+
+
+def test_progress_bar_option_adds_skorch_progress_bar(data, capsys):
+    X, y = data
+    clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=1,
+                           valid_size=None, verbose=1, progress_bar=True).fit(X, y)
+    assert "progress_bar" in dict(clf.callbacks_)
+    assert "train_loss" in capsys.readouterr().out  # the epoch table is still printed
+
+
+def test_warm_start_continues_from_fitted_weights(data):
+    X, y = data
+    clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=1,
+                           valid_size=None, verbose=0, random_state=0, warm_start=True)
+    clf.fit(X, y)
+    first = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    clf.fit(X, y)
+    assert len(clf.history_) == 2  # history continues rather than restarting
+    assert any(not torch.equal(first[k], v) for k, v in clf.module_.state_dict().items())
