@@ -143,7 +143,7 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        """Embeddings of the images in ``X``, shape (n_images, n_features_out_), float32."""
+        """Embeddings of the images in ``X``: shape ``(n_images, n_features_out_)``, float32."""
         check_is_fitted(self, "module_")
         inp = parse_X(X, path_column=self.path_column, group_column=None)
         out = np.empty((inp.n, self.n_features_out_), dtype=np.float32)

@@ -88,6 +88,8 @@ def _check_groups_per_class(y, groups, n_splits, test_size) -> None:
     short = per_class[per_class < n_splits]
     if len(short):
         label, count = short.index[0], int(short.iloc[0])
+        label = label.item() if hasattr(label, "item") else label  # 0, not np.int64(0)
+        short = {k.item() if hasattr(k, "item") else k: int(v) for k, v in short.items()}
         if count >= 2:
             advice = f"use test_size={1 / count:.2g} or larger, or drop or merge the rare class"
         else:
@@ -95,7 +97,7 @@ def _check_groups_per_class(y, groups, n_splits, test_size) -> None:
         raise DatasetError(
             f"class {label!r} has only {count} lesion(s), but a stratified lesion-grouped split "
             f"with test_size={test_size} needs at least {n_splits} per class "
-            f"(classes short of lesions: {short.to_dict()}); {advice}, "
+            f"(classes short of lesions: {short}); {advice}, "
             "or split without stratification"
         )
 

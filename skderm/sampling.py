@@ -72,7 +72,7 @@ class OverRateSampler(_RowSampler):
     ----------
     over_rate : float, default=1.0
         Positive. With HAM10000's frequencies and ``over_rate=1``, df (1.1%)
-        is repeated 87 times, vasc 70, akiec 30, bcc 19, bkl 9, mel 9; nv (67%)
+        is repeated 87 times, vasc 70, akiec 30, bcc 19, bkl 9, mel 8; nv (67%)
         not at all.
 
     Attributes

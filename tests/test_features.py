@@ -131,3 +131,24 @@ def test_in_memory_uint8_images():
     imgs = rng.integers(0, 255, size=(4, 20, 30, 3), dtype=np.uint8)
     Z = BackboneFeatures(backbone="tiny", weights=None, image_size=16).fit().transform(imgs)
     assert Z.shape == (4, 64)
+
+
+@pytest.mark.parametrize("final", ["svc", "hgb"])
+def test_fusion_with_other_downstream_models(lesions, final):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.svm import SVC
+
+    X, y, groups = lesions.data, lesions.target, lesions.groups
+    fusion = ColumnTransformer([
+        ("image", BackboneFeatures(**LITE), ["path"]),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+         ["sex", "localization"]),
+        ("age", "passthrough", ["age"]),  # HistGradientBoosting handles NaN ages itself
+    ])
+    model = (make_pipeline(fusion, SimpleImputer(strategy="median"), StandardScaler(),
+                           SVC(class_weight="balanced", probability=True, random_state=0))
+             if final == "svc" else
+             make_pipeline(fusion, HistGradientBoostingClassifier(max_iter=15, max_bins=32, random_state=0)))
+    scores = cross_val_score(model, X, y, groups=groups, cv=StratifiedGroupKFold(3),
+                             scoring="balanced_accuracy")
+    assert scores.mean() > 0.4  # chance is 1/7

@@ -320,3 +320,27 @@ def test_adapter_only_changes_the_input():
         LesionClassifier(**CHECK_PARAMS).fit(_as_images(X), y).predict_proba(_as_images(X))
     )
     np.testing.assert_array_equal(proba_adapted, proba_direct)
+
+
+def test_randomized_search_group_kfold_with_every_skderm_scorer(balanced):
+    """RandomizedSearchCV + GroupKFold on lesion_id, scored on bacc, MCC, macro F1,
+    macro one-vs-rest AUC (from predict_proba) and per-class recall."""
+    from scipy.stats import loguniform
+    from sklearn.model_selection import GroupKFold, RandomizedSearchCV, cross_validate
+
+    from skderm.metrics import get_scorers
+
+    X, y, groups = balanced.data, balanced.target, balanced.groups
+    scorers = get_scorers(classes=DX_CLASSES)
+    search = RandomizedSearchCV(make_clf(), {"lr": loguniform(1e-3, 1e-2)}, n_iter=2,
+                                cv=GroupKFold(3), scoring=scorers, refit="bacc", random_state=0)
+    search.fit(X, y, groups=groups)
+    res = search.cv_results_
+    for name in ("bacc", "mcc", "f1_macro", "auc_ovr", "recall_mel"):
+        assert np.all(np.isfinite(res[f"mean_test_{name}"])), name
+    assert np.all((res["mean_test_auc_ovr"] >= 0) & (res["mean_test_auc_ovr"] <= 1))
+    cv = cross_validate(make_clf(), X, y, groups=groups, cv=StratifiedGroupKFold(3),
+                        scoring=scorers)
+    # balanced accuracy is the mean of the per-class recalls (ISIC definition)
+    per_class = np.mean([cv[f"test_recall_{c}"] for c in DX_CLASSES], axis=0)
+    np.testing.assert_allclose(cv["test_bacc"], per_class, atol=1e-9)
