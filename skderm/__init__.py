@@ -26,6 +26,8 @@ _LAZY = {
     "LesionDeduplicator": "skderm.sampling",
     "Augmentation": "skderm.transforms",
     "classification_report_frame": "skderm.metrics",
+    "save_model": "skderm.persistence",
+    "load_model": "skderm.persistence",
     "SkdermError": "skderm.exceptions",
     "DatasetError": "skderm.exceptions",
     "ImageError": "skderm.exceptions",
@@ -58,5 +60,6 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from skderm.features import BackboneFeatures
     from skderm.metrics import classification_report_frame
     from skderm.model_selection import lesion_train_test_split
+    from skderm.persistence import load_model, save_model
     from skderm.sampling import LesionDeduplicator, OverRateSampler
     from skderm.transforms import Augmentation

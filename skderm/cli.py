@@ -10,6 +10,20 @@ Subcommands:
     with no data and no network.
 ``skderm backbones``
     The backbone registry and which ImageNet weights are on this machine.
+``skderm train --data DIR --out MODEL``
+    Train a LesionClassifier on a HAM10000 folder and save it
+    (:func:`skderm.persistence.save_model`).
+``skderm predict --model MODEL IMAGE_OR_DIR... [--csv OUT] [--format plain|isic]``
+    Class probabilities per image; ``--format isic`` writes the ISIC 2018
+    Task 3 submission format.
+``skderm evaluate --model MODEL --data DIR --out REPORT_DIR``
+    metrics.json, report.csv and (with matplotlib) confusion-matrix and ROC plots.
+``skderm cv --data DIR --folds K``
+    Lesion-grouped stratified K-fold cross-validation of a LesionClassifier.
+
+``--param k=v`` (train, cv) sets any LesionClassifier parameter, skorch-style
+nested ones included (``--param optimizer__weight_decay=0.01``); values are
+Python literals, else strings.
 
 Errors print one line and exit with status 1 (``--debug`` shows the traceback).
 """
@@ -22,7 +36,7 @@ import sys
 import tempfile
 import time
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "ISIC_COLUMNS"]
 
 
 def _log(args, *msg) -> None:
@@ -116,6 +130,290 @@ def cmd_backbones(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------
+# train / predict / evaluate / cv
+# --------------------------------------------------------------------------
+
+#: Column order of the ISIC 2018 Task 3 submission format.
+ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# skorch routes these prefixes to nested objects (optimizer__weight_decay ...)
+_NESTED_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid",
+                    "callbacks", "dataset", "compile", "augmentation")
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    """``["k=v", ...]`` -> dict; values are Python literals, else plain strings."""
+    import ast
+
+    params = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--param {item!r} is not of the form name=value "
+                             "(e.g. --param hidden_units=256)")
+        try:
+            params[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key] = text  # freeze=backbone: a bare word is a string
+    return params
+
+
+def _check_param_names(params: dict) -> None:
+    import difflib
+
+    from skderm import LesionClassifier
+
+    valid = set(LesionClassifier().get_params(deep=False))
+    unknown = [k for k in params
+               if k not in valid and k.split("__", 1)[0] not in _NESTED_PREFIXES]
+    if unknown:
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, valid, 1))
+                 else repr(k) for k in unknown]
+        raise ValueError(f"unknown --param name {', '.join(hints)}: not a LesionClassifier "
+                         "parameter; see help(skderm.LesionClassifier), or use a skorch "
+                         "prefix such as optimizer__weight_decay")
+
+
+def _make_classifier(args):
+    """A LesionClassifier from the common options of train and cv, --param last."""
+    from skderm import LesionClassifier
+
+    params = _parse_params(args.param)
+    _check_param_names(params)
+    base = {"backbone": args.backbone, "max_epochs": args.epochs,
+            "random_state": args.seed, "verbose": 0 if args.quiet else 1}
+    if args.weights is not None:
+        base["weights"] = None if args.weights.lower() == "none" else args.weights
+    if args.image_size is not None:
+        base["image_size"] = tuple(args.image_size)
+    nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
+    clf = LesionClassifier(**{**base, **params})
+    if nested_aug:
+        clf.set_params(**nested_aug)
+    return clf
+
+
+def _describe(clf) -> str:
+    size = clf.image_size if clf.image_size is not None else "backbone default"
+    return (f"LesionClassifier(backbone={clf.backbone!r}, image_size={size}, "
+            f"max_epochs={clf.max_epochs})")
+
+
+def cmd_train(args) -> int:
+    from skderm import load_ham10000
+    from skderm.persistence import save_model
+
+    t0 = time.perf_counter()
+    data = load_ham10000(args.data)
+    clf = _make_classifier(args)
+    _log(args, f"training {_describe(clf)} on {len(data.target)} images of "
+               f"{data.groups.nunique()} lesions from {args.data}")
+    clf.fit(data.data, data.target)
+    save_model(clf, args.out)
+    print(f"trained on {len(data.target)} images, {len(clf.classes_)} classes "
+          f"({', '.join(map(str, clf.classes_))}), {len(clf.history_)} epochs in "
+          f"{time.perf_counter() - t0:.0f} s; saved to {args.out}")
+    return 0
+
+
+def _image_files(items: list[str]) -> list[str]:
+    from skderm.exceptions import ImageError
+
+    files = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, name) for name in os.listdir(item)
+                           if name.lower().endswith(_IMAGE_SUFFIXES)
+                           and os.path.isfile(os.path.join(item, name)))
+            if not found:
+                raise ImageError(f"folder {item!r} holds no .jpg, .jpeg or .png images", item)
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise ImageError(f"no image or folder at {item!r}", item)
+    return files
+
+
+def _isic_frame(stems: list[str], proba, classes):
+    """The ISIC 2018 Task 3 submission table; a class the model never saw gets 0.0."""
+    import numpy as np
+    import pandas as pd
+
+    codes = [str(c).upper() for c in classes]
+    extra = sorted(set(codes) - set(ISIC_COLUMNS))
+    if extra:
+        raise ValueError(f"--format isic needs a model of HAM10000 dx classes "
+                         f"{[c.lower() for c in ISIC_COLUMNS]}, but this one also predicts "
+                         f"{extra}; use --format plain")
+    table = pd.DataFrame({"image": stems})
+    for code in ISIC_COLUMNS:
+        table[code] = proba[:, codes.index(code)] if code in codes else np.zeros(len(stems))
+    return table
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from skderm.persistence import load_model
+
+    clf = load_model(args.model)
+    if clf.metadata_columns:
+        raise ValueError(f"model {args.model!r} also reads metadata columns "
+                         f"{list(clf.metadata_columns)}, which image files do not carry; use "
+                         "`skderm evaluate` on a HAM10000 folder, or predict in Python with "
+                         "a DataFrame")
+    files = _image_files(args.images)
+    proba = clf.predict_proba(files)
+    if args.format == "isic":
+        stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+        table = _isic_frame(stems, proba, clf.classes_)
+    else:
+        table = pd.DataFrame({"image": files,
+                              "prediction": clf.classes_[proba.argmax(axis=1)]})
+        for j, c in enumerate(clf.classes_):
+            table[str(c)] = proba[:, j]
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        _log(args, f"predicted {len(files)} images; wrote {args.csv}")
+    else:
+        sys.stdout.write(table.to_csv(index=False))
+    return 0
+
+
+def _json_number(value):
+    import math
+
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _metrics_dict(report, n_images: int) -> dict:
+    overall = ("balanced_accuracy", "mcc", "accuracy")
+    per_class = [i for i in report.index if i not in overall + ("macro avg", "weighted avg")]
+    out = {name: _json_number(report.loc[name, "value"]) for name in overall}
+    out["n_images"] = int(n_images)
+    out["per_class"] = {str(c): {col: _json_number(report.loc[c, col])
+                                 for col in ("recall", "specificity", "auc")}
+                        | {"support": int(report.loc[c, "support"])}
+                        for c in per_class}
+    return out
+
+
+def _plotting(args):
+    """skderm.plotting, or None (with a one-line notice) when it or matplotlib is missing."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # files only: never open a window
+    import importlib
+
+    try:
+        plotting = importlib.import_module("skderm.plotting")
+    except ImportError as exc:
+        _log(args, f"note: no plots ({exc}); install matplotlib for PNGs")
+        return None
+    return plotting
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from skderm import load_ham10000
+    from skderm.metrics import classification_report_frame
+    from skderm.persistence import load_model
+
+    clf = load_model(args.model)
+    data = load_ham10000(args.data)
+    proba = clf.predict_proba(data.data)
+    y_pred = clf.classes_[proba.argmax(axis=1)]
+    y_true = data.target.to_numpy()
+    report = classification_report_frame(y_true, y_pred, proba, classes=clf.classes_)
+    os.makedirs(args.out, exist_ok=True)
+    metrics = _metrics_dict(report, len(y_true))
+    with open(os.path.join(args.out, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    report.to_csv(os.path.join(args.out, "report.csv"), index_label="label")
+    written = ["metrics.json", "report.csv"]
+    plotting = _plotting(args)
+    if plotting is not None:
+        labels = sorted(set(y_true) | set(clf.classes_))
+        fig = plotting.plot_confusion_matrices(y_true, y_pred, labels=labels)
+        plotting.save_figure(fig, os.path.join(args.out, "confusion_matrix.png"))
+        fig = plotting.plot_roc(y_true, proba, classes=clf.classes_)
+        plotting.save_figure(fig, os.path.join(args.out, "roc.png"))
+        written += ["confusion_matrix.png", "roc.png"]
+    print(f"{len(y_true)} images: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
+          f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}")
+    _log(args, f"wrote {', '.join(written)} to {args.out}")
+    return 0
+
+
+def cmd_cv(args) -> int:
+    import numpy as np
+    import pandas as pd
+    from sklearn.base import clone
+    from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from skderm import load_ham10000
+    from skderm.model_selection import check_no_lesion_leakage
+
+    if args.folds < 2:
+        raise ValueError(f"--folds {args.folds} is too few: use 2 or more")
+    data = load_ham10000(args.data)
+    X, y, groups = data.data, data.target, data.groups
+    template = _make_classifier(args)
+    plotting = _plotting(args) if args.out else None
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    cv = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
+    _log(args, f"{args.folds}-fold StratifiedGroupKFold on lesion_id of {len(y)} images "
+               f"({groups.nunique()} lesions): {_describe(template)}")
+    rows = []
+    for k, (train, test) in enumerate(cv.split(X, y, groups), start=1):
+        check_no_lesion_leakage(train, test, groups)
+        clf = clone(template)
+        t0 = time.perf_counter()
+        clf.fit(X.iloc[train], y.iloc[train])
+        pred = clf.predict(X.iloc[test])
+        rows.append({"fold": k, "n_train": len(train), "n_test": len(test),
+                     "balanced_accuracy": balanced_accuracy_score(y.iloc[test], pred),
+                     "mcc": matthews_corrcoef(y.iloc[test], pred),
+                     "epochs": len(clf.history_),
+                     "fit_seconds": time.perf_counter() - t0})
+        _log(args, f"fold {k}: balanced accuracy {rows[-1]['balanced_accuracy']:.3f}, "
+                   f"MCC {rows[-1]['mcc']:.3f}")
+        if plotting is not None:
+            fig = plotting.plot_learning_curves(clf.history_)
+            plotting.save_figure(fig, os.path.join(args.out, f"learning_curves_fold{k}.png"))
+    table = pd.DataFrame(rows)
+    if args.out:
+        table.to_csv(os.path.join(args.out, "results.csv"), index=False)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    bacc, mcc = table["balanced_accuracy"], table["mcc"]
+    print(f"balanced accuracy {bacc.mean():.3f} +/- {np.std(bacc, ddof=1):.3f}   "
+          f"MCC {mcc.mean():.3f} +/- {np.std(mcc, ddof=1):.3f}   "
+          f"(chance balanced accuracy {1 / y.nunique():.3f})")
+    return 0
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", required=True,
+                   help="a HAM10000 folder (metadata CSV + images)")
+    p.add_argument("--backbone", default="tf_efficientnet_lite0",
+                   help="a name from `skderm backbones`")
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (default), a weights file, or 'none' (random start)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="resize images to H x W (default: the backbone's input size)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="any LesionClassifier parameter, repeatable "
+                        "(hidden_units=256, freeze=backbone, optimizer__weight_decay=0.01)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the classifier")
+    p.add_argument("--quiet", action="store_true", help="print only the results")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from skderm import __version__
 
@@ -149,6 +447,35 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--include", help="only names containing this text")
     bb.add_argument("--quiet", action="store_true")
     bb.set_defaults(func=cmd_backbones)
+
+    train = sub.add_parser("train", help="train a LesionClassifier and save it")
+    _add_training_options(train)
+    train.add_argument("--out", metavar="MODEL", required=True, help="model file to write")
+    train.set_defaults(func=cmd_train)
+
+    pred = sub.add_parser("predict", help="class probabilities for images")
+    pred.add_argument("--model", required=True, help="a file from `skderm train`")
+    pred.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                      help="image files, or folders of .jpg/.jpeg/.png images")
+    pred.add_argument("--csv", metavar="OUT", help="write here instead of to stdout")
+    pred.add_argument("--format", choices=("plain", "isic"), default="plain",
+                      help="'isic': the ISIC 2018 Task 3 submission format")
+    pred.add_argument("--quiet", action="store_true")
+    pred.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="score a saved model on a HAM10000 folder")
+    ev.add_argument("--model", required=True, help="a file from `skderm train`")
+    ev.add_argument("--data", metavar="DIR", required=True, help="a HAM10000 folder")
+    ev.add_argument("--out", metavar="REPORT_DIR", required=True,
+                    help="folder for metrics.json, report.csv and plots")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    cv = sub.add_parser("cv", help="lesion-grouped stratified cross-validation")
+    _add_training_options(cv)
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--out", metavar="DIR", help="folder for results.csv and learning curves")
+    cv.set_defaults(func=cmd_cv)
     return parser
 
 
@@ -169,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line unless --debug
         if args.debug or os.environ.get("SKDERM_DEBUG"):
             raise
-        print(f"skderm: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, however the error was worded
+        print(f"skderm: error: {message}", file=sys.stderr)
         return 1
 
 

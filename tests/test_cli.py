@@ -1,10 +1,12 @@
-"""The skderm command: demo end to end, backbones, one-line errors."""
+"""The skderm command: demo, backbones, train/predict/evaluate/cv, one-line errors."""
 
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skderm.cli import main
@@ -61,3 +63,205 @@ def test_version_and_help():
     proc = _run("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("skderm ")
     assert _run("--help").stdout.count("demo") >= 1
+
+
+# --------------------------------------------------------------------------
+# train -> predict -> evaluate, cv
+# --------------------------------------------------------------------------
+
+ISIC_HEADER = "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC"
+TRAIN_FAST = ["--backbone", "tiny", "--weights", "none", "--image-size", "32", "32",
+              "--param", "lr=3e-3", "--param", "valid_size=None", "--quiet"]
+
+
+def _plotting_available() -> bool:
+    try:
+        import skderm.plotting  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_lesions, tmp_path_factory):
+    """A model trained by `skderm train` on the tiny synthetic set: (model path, data)."""
+    model = tmp_path_factory.mktemp("cli_model") / "model.skderm"
+    code = main(["train", "--data", tiny_lesions.directory, "--epochs", "3",
+                 "--param", "hidden_units=16", "--param", "optimizer__weight_decay=0.01",
+                 *TRAIN_FAST, "--out", str(model)])
+    assert code == 0
+    return model, tiny_lesions
+
+
+def test_train_saves_a_model_with_the_given_params(trained, capsys):
+    from skderm.datasets import DX_CLASSES
+    from skderm.persistence import load_model
+
+    model, data = trained
+    clf = load_model(model)
+    assert list(clf.classes_) == list(DX_CLASSES)
+    assert clf.hidden_units == 16 and clf.optimizer__weight_decay == 0.01
+    assert clf.backbone == "tiny" and clf.image_size_ == (32, 32) and len(clf.history_) == 3
+
+
+def test_predict_plain_csv(trained, tmp_path):
+    import pandas as pd
+
+    from skderm.persistence import load_model
+
+    model, data = trained
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(model), str(Path(data.directory) / "images"),
+                 "--csv", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out)
+    classes = list(load_model(model).classes_)
+    assert list(table.columns) == ["image", "prediction", *classes]
+    assert sorted(table.image) == sorted(data.frame.path) and table.image.is_monotonic_increasing
+    proba = table[classes].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (np.array(classes)[proba.argmax(axis=1)] == table.prediction).all()
+
+
+def test_predict_isic_format(trained, tmp_path, capsys):
+    model, data = trained
+    files = sorted(data.frame.path)[:4]
+    assert main(["predict", "--model", str(model), *files, "--format", "isic"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ISIC_HEADER and len(lines) == 5
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in rows] == [Path(f).stem for f in files]
+    assert all(re.fullmatch(r"ISIC_\d{7}", r[0]) for r in rows)
+    np.testing.assert_allclose([sum(map(float, r[1:])) for r in rows], 1.0, atol=1e-5)
+
+
+def test_isic_format_gives_unseen_classes_zero():
+    from skderm.cli import _isic_frame
+
+    proba = np.array([[0.25, 0.75], [0.6, 0.4]])
+    table = _isic_frame(["ISIC_0000001", "ISIC_0000002"], proba, np.array(["mel", "nv"]))
+    assert ",".join(table.columns) == ISIC_HEADER
+    np.testing.assert_array_equal(table.MEL, [0.25, 0.6])
+    np.testing.assert_array_equal(table.NV, [0.75, 0.4])
+    assert (table[["BCC", "AKIEC", "BKL", "DF", "VASC"]].to_numpy() == 0).all()
+    with pytest.raises(ValueError, match="'CAT'"):
+        _isic_frame(["a"], proba[:1], np.array(["cat", "mel"]))
+
+
+def test_evaluate_writes_metrics_and_report(trained, tmp_path):
+    import json
+
+    import pandas as pd
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skderm.persistence import load_model
+
+    model, data = trained
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(model), "--data", data.directory,
+                 "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"balanced_accuracy", "mcc", "accuracy", "n_images", "per_class"} <= set(metrics)
+    assert metrics["n_images"] == len(data.target)
+    assert set(metrics["per_class"]) == set(data.target)
+    assert set(metrics["per_class"]["mel"]) >= {"recall", "specificity", "auc"}
+    pred = load_model(model).predict(data.data)
+    assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(data.target,
+                                                                                 pred))
+    report = pd.read_csv(out / "report.csv", index_col=0)
+    assert report.loc["balanced_accuracy", "value"] == pytest.approx(
+        metrics["balanced_accuracy"])
+    if _plotting_available():
+        for name in ("confusion_matrix.png", "roc.png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cv_two_folds(tiny_lesions, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "cv"
+    assert main(["cv", "--data", tiny_lesions.directory, "--folds", "2", "--epochs", "1",
+                 *TRAIN_FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"balanced accuracy \d\.\d{3} \+/- \d\.\d{3} +MCC -?\d\.\d{3} \+/- ",
+                     printed)
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.fold) == [1, 2]
+    assert results.n_test.sum() == len(tiny_lesions.target)
+    assert results.balanced_accuracy.between(0, 1).all()
+    if _plotting_available():
+        assert (out / "learning_curves_fold1.png").is_file()
+        assert (out / "learning_curves_fold2.png").is_file()
+
+
+def test_bad_param_name_is_one_line_naming_it(tiny_lesions, tmp_path, capsys):
+    code = main(["train", "--data", tiny_lesions.directory, "--param", "hidden_unit=3",
+                 "--out", str(tmp_path / "m.skderm")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "'hidden_unit'" in err and "hidden_units" in err
+    assert not (tmp_path / "m.skderm").exists()
+
+
+def test_model_that_is_not_a_model_is_one_clear_line(tiny_lesions, capsys):
+    not_model = tiny_lesions.frame.path[0]
+    code = main(["predict", "--model", not_model, not_model])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "not a readable skderm model file" in err and Path(not_model).name in err
+
+
+def test_console_script_predicts(trained, tmp_path):
+    script = Path(sys.executable).with_name("skderm")
+    if not script.is_file():
+        pytest.skip(f"console script not installed beside {sys.executable}")
+    model, data = trained
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([str(script), "predict", "--model", str(model), "--format", "isic",
+                           str(Path(data.directory) / "images")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == ISIC_HEADER
+    assert len(proc.stdout.splitlines()) == len(data.target) + 1
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_isic_scorer_agrees_on_balanced_accuracy(trained, tmp_path, monkeypatch):
+    """The official ISIC 2018 scorer reads our --format isic CSV and gets our score."""
+    scoring = pytest.importorskip(
+        "isic_challenge_scoring.classification",
+        reason="isic-challenge-scoring is not installed (pip install isic-challenge-scoring)")
+    import pandas as pd
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skderm.persistence import load_model
+
+    if not hasattr(pd.DataFrame, "applymap"):
+        # isic-challenge-scoring 5.6 calls DataFrame.applymap, which pandas 3 removed;
+        # DataFrame.map is the same operation under its new name
+        monkeypatch.setattr(pd.DataFrame, "applymap", pd.DataFrame.map, raising=False)
+    model, data = trained
+    pred_csv = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(model), "--format", "isic", "--csv",
+                 str(pred_csv), "--quiet", str(Path(data.directory) / "images")]) == 0
+    truth = pd.DataFrame({"image": data.frame.image_id})
+    for code in ISIC_HEADER.split(",")[1:]:
+        truth[code] = (data.target.str.upper() == code).astype(float)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+
+    score = scoring.ClassificationScore.from_file(
+        tmp_path / "truth.csv", pred_csv, scoring.ClassificationMetric.BALANCED_ACCURACY)
+    pred = load_model(model).predict(data.data)
+    assert len(set(pred)) > 1, "a constant prediction would make this comparison trivial"
+    assert score.overall == pytest.approx(balanced_accuracy_score(data.target, pred))
+
+
+def test_evaluate_without_plotting_skips_pngs_with_a_notice(trained, tmp_path, monkeypatch,
+                                                            capsys):
+    model, data = trained
+    monkeypatch.setitem(sys.modules, "skderm.plotting", None)  # import fails as if absent
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(model), "--data", data.directory,
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: no plots" in printed and len(printed.splitlines()) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.csv"]

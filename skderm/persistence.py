@@ -1,0 +1,394 @@
+"""Save a fitted LesionClassifier to one self-describing file, and load it back.
+
+A model file is written with :func:`torch.save` and holds only tensors and
+plain values (str, int, float, bool, None, lists and dicts of them), so it is
+read with ``torch.load(..., weights_only=True)``: loading a model never
+unpickles, and so never runs, code from the file. Its top-level dict:
+
+``format`` / ``format_version``
+    ``"skderm-model"`` and :data:`FORMAT_VERSION`.
+``skderm_version``
+    The skderm that wrote it.
+``params``
+    The estimator's constructor parameters that are plain values
+    (``backbone``, ``image_size``, ``metadata_columns``, ``optimizer__*`` ...);
+    ``dropped_params`` names the others (optimizer class, callbacks) with
+    their ``repr``, which a loaded model replaces with defaults.
+``classes``, ``preprocessing``, ``n_metadata``
+    The fitted labels, the backbone's normalisation and the image size.
+``metadata_encoder``
+    A plain description of the fitted metadata encoder, or None.
+``state_dict``
+    The network's weights (on the CPU).
+``history``
+    Per-epoch training history, without the per-batch entries.
+``sha256``
+    Digest of everything above (see :func:`_digest`): a file changed after
+    it was written fails to load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from skderm.exceptions import SkdermError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model"]
+
+FORMAT = "skderm-model"
+#: The model-file format this skderm writes and reads.
+FORMAT_VERSION = 1
+
+# parameters that never go into a file: weights are in the state_dict, so a
+# loaded model must not look for (or download) ImageNet weights
+_NOT_SAVED = ("weights",)
+
+
+# --------------------------------------------------------------------------
+# plain values
+# --------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """``value`` as str/int/float/bool/None/list/dict, or raise TypeError."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v) for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} is not a plain value")
+
+
+def _split_params(clf) -> tuple[dict, dict]:
+    """Constructor params as (plain ones, repr of the others)."""
+    from skderm.classifier import LesionClassifier
+
+    defaults = LesionClassifier().get_params(deep=False)
+    kept, dropped = {}, {}
+    for name, value in clf.get_params(deep=False).items():
+        if name in _NOT_SAVED or name.startswith("_"):
+            continue
+        try:
+            kept[name] = _plain(value)
+        except TypeError:
+            # a default (the LesionNet class, AdamW) comes back by itself; record the rest
+            if value is not defaults.get(name, object()):
+                dropped[name] = repr(value)
+    return kept, dropped
+
+
+def _plain_history(history) -> list[dict]:
+    rows = []
+    for epoch in history or []:
+        row = {}
+        for key, value in epoch.items():
+            if key == "batches":
+                continue
+            try:
+                row[key] = _plain(value)
+            except TypeError:
+                continue  # an exotic callback value: the history is informative only
+        rows.append(row)
+    return rows
+
+
+def _nan_to_none(values) -> list:
+    return [None if (isinstance(v, float) and math.isnan(v)) else v for v in values]
+
+
+# --------------------------------------------------------------------------
+# the metadata encoder
+# --------------------------------------------------------------------------
+
+def _describe_encoder(encoder) -> list[dict] | None:
+    """The fitted ColumnTransformer of :func:`skderm.inputs.metadata_encoder` as plain values."""
+    if encoder is None:
+        return None
+    parts = []
+    for name, pipe, columns in encoder.transformers_:
+        if name == "remainder" or pipe == "drop":
+            continue
+        imputer, last = pipe[0], pipe[-1]
+        if name == "num":
+            indicator = getattr(imputer, "indicator_", None)
+            parts.append({
+                "kind": "numeric",
+                "columns": [str(c) for c in columns],
+                "statistics": _nan_to_none(imputer.statistics_.astype(float).tolist()),
+                "indicator_features": ([] if indicator is None
+                                       else [int(i) for i in indicator.features_]),
+                "mean": last.mean_.tolist(),
+                "scale": last.scale_.tolist(),
+            })
+        elif name == "cat":
+            parts.append({
+                "kind": "categorical",
+                "columns": [str(c) for c in columns],
+                "fill_value": str(imputer.fill_value),
+                "categories": [_plain(c) for c in last.categories_],
+            })
+        else:
+            raise SkdermError(f"cannot save a metadata encoder with a part named {name!r}; "
+                              "save_model knows the 'num' and 'cat' parts skderm builds")
+    return parts
+
+
+class _PlainMetadataEncoder:
+    """Reproduces a fitted metadata ColumnTransformer from its plain description.
+
+    The numeric part: median imputation, missing-value indicators, then
+    standard scaling; the categorical part: missing values filled, then
+    one-hot encoded with unknown categories ignored (all zeros).
+
+    Parameters
+    ----------
+    parts : list of dict
+        What ``_describe_encoder`` wrote.
+    """
+
+    def __init__(self, parts: list[dict]):
+        self.parts = parts
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = [self._numeric(frame, p) if p["kind"] == "numeric" else self._categorical(frame, p)
+                  for p in self.parts]
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+    @staticmethod
+    def _numeric(frame: pd.DataFrame, part: dict) -> np.ndarray:
+        x = frame[part["columns"]].to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(x)
+        stats = np.array([np.nan if s is None else s for s in part["statistics"]])
+        # columns empty at fit time have no median and are dropped, as SimpleImputer does
+        keep = ~np.isnan(stats)
+        imputed = np.where(missing, stats, x)[:, keep]
+        indicators = missing[:, part["indicator_features"]].astype(float)
+        z = np.hstack([imputed, indicators])
+        return (z - np.asarray(part["mean"])) / np.asarray(part["scale"])
+
+    @staticmethod
+    def _categorical(frame: pd.DataFrame, part: dict) -> np.ndarray:
+        blocks = []
+        for column, categories in zip(part["columns"], part["categories"], strict=True):
+            values = frame[column].astype(object)
+            values = values.where(~pd.isna(values), part["fill_value"]).to_numpy()
+            blocks.append(np.stack([values == c for c in categories], axis=1).astype(float))
+        return np.hstack(blocks)
+
+
+# --------------------------------------------------------------------------
+# integrity
+# --------------------------------------------------------------------------
+
+def _digest(payload: dict) -> str:
+    """SHA-256 of a model payload, ``sha256`` itself excluded.
+
+    Covers the plain fields as canonical JSON (sorted keys) and then, in the
+    state_dict's order, each tensor's name, dtype, shape and raw bytes; a
+    canonical form, so the digest does not depend on how torch lays out the
+    zip archive.
+    """
+    h = hashlib.sha256()
+    plain = {k: v for k, v in payload.items() if k not in ("state_dict", "sha256")}
+    h.update(json.dumps(plain, sort_keys=True, allow_nan=True).encode())
+    for name, tensor in payload["state_dict"].items():
+        t = tensor.detach().cpu().reshape(-1).contiguous()
+        h.update(f"\n{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+
+def save_model(clf, path: str | os.PathLike) -> str:
+    """Write a fitted :class:`~skderm.LesionClassifier` to one file.
+
+    Parameters
+    ----------
+    clf : LesionClassifier
+        A fitted classifier.
+    path : str or path-like
+        File to write (conventionally ``*.skderm``); replaced atomically, so
+        an interrupted save never leaves a half-written model.
+
+    Returns
+    -------
+    path : str
+        The file written.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``clf`` is not fitted.
+    """
+    import skderm
+    from skderm.classifier import LesionClassifier
+
+    if not isinstance(clf, LesionClassifier):
+        raise TypeError(f"save_model saves a LesionClassifier, got {type(clf).__name__}")
+    clf.check_is_fitted()
+    params, dropped = _split_params(clf)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skderm_version": skderm.__version__,
+        "params": params,
+        "dropped_params": dropped,
+        "classes": _plain(np.asarray(clf.classes_)),
+        "preprocessing": _plain(clf.preprocessing_),
+        "image_size": _plain(clf.image_size_),
+        "n_metadata": int(getattr(clf, "n_metadata_", 0)),
+        "metadata_encoder": _describe_encoder(getattr(clf, "metadata_encoder_", None)),
+        "history": _plain_history(clf.history_),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()},
+    }
+    payload["sha256"] = _digest(payload)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".skderm_model_", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _read(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise SkdermError(f"no model file at {path!r}: pass the file skderm.save_model (or "
+                          "`skderm train --out`) wrote")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; anything else (a CSV, an image, a cut-off
+        # file whose central directory is gone) is not a model
+        raise SkdermError(f"{path!r} is not a readable skderm model file (truncated, damaged "
+                          "or another kind of file); pass the file `skderm train --out` or "
+                          "skderm.save_model wrote")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # a torch file holding Python objects: never a skderm format-1 file, and
+        # unpickling it could run code, so it is refused whatever ``trust`` says
+        raise SkdermError(f"{path!r} is not a readable skderm model file: it holds Python "
+                          "objects (not only tensors and plain values), which skderm refuses "
+                          "to unpickle; it was not written by skderm.save_model") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise SkdermError(f"{path!r} is not a readable skderm model file (truncated, damaged "
+                          f"or another kind of file): {str(exc).splitlines()[0]}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SkdermError(f"{path!r} is not a skderm model file (it has no "
+                          f"'format': {FORMAT!r} entry); write models with skderm.save_model "
+                          "or `skderm train --out`")
+    return payload
+
+
+def _check_version(payload: dict, path: str) -> None:
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        import skderm
+
+        raise SkdermError(
+            f"{path!r} is skderm model format version {version!r} (written by skderm "
+            f"{payload.get('skderm_version', '?')}), but skderm {skderm.__version__} reads "
+            f"format version {FORMAT_VERSION} only; load it with the skderm version that "
+            "wrote it (pip install skderm==<that version>), or re-train and save it again")
+
+
+def _check_integrity(payload: dict, path: str) -> None:
+    expected = payload.get("sha256")
+    try:
+        actual = _digest(payload)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise SkdermError(f"{path!r} failed its integrity check: its contents are not "
+                          f"what save_model writes ({exc})") from exc
+    if actual != expected:
+        raise SkdermError(f"{path!r} failed its integrity check: its SHA-256 is {actual[:12]}... "
+                          f"but the file records {str(expected)[:12]}...; the file was changed "
+                          "or damaged after it was saved: use the original file or re-train")
+
+
+def load_model(path: str | os.PathLike, *, trust: bool = False):
+    """Load a model written by :func:`save_model`.
+
+    The file is read with ``torch.load(weights_only=True)``: only tensors and
+    plain values, never code. No ImageNet weights are needed: the network is
+    built with ``weights=None`` and then receives the saved weights (so the
+    loaded model's ``weights`` parameter is ``None``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    trust : bool, default=False
+        Reserved for a future format version that would have to unpickle
+        Python objects (which can run arbitrary code): such a file will be
+        refused unless ``trust=True``. Format version 1 never needs it, and
+        it changes nothing when loading one.
+
+    Returns
+    -------
+    clf : LesionClassifier
+        Fitted, in eval mode; ``predict_proba`` gives the saved model's output.
+
+    Raises
+    ------
+    SkdermError
+        When the file is missing, truncated, not a skderm model, of another
+        format version, or fails its integrity check.
+    """
+    from skorch.history import History
+
+    from skderm.classifier import LesionClassifier
+
+    if not isinstance(trust, bool):
+        raise TypeError(f"trust must be True or False, got {trust!r}")
+    path = os.fspath(path)
+    payload = _read(path)
+    _check_version(payload, path)
+    _check_integrity(payload, path)
+
+    params = dict(payload["params"])
+    if isinstance(params.get("image_size"), list):
+        params["image_size"] = tuple(params["image_size"])
+    clf = LesionClassifier(**params, weights=None)
+    clf.classes_inferred_ = np.asarray(payload["classes"])
+    clf.image_size_ = tuple(payload["image_size"])
+    clf.class_weight_ = None
+    if payload["metadata_encoder"] is not None:
+        clf.metadata_encoder_ = _PlainMetadataEncoder(payload["metadata_encoder"])
+        clf.n_metadata_ = int(payload["n_metadata"])
+    clf.initialize()
+    try:
+        clf.module_.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise SkdermError(f"{path!r}: the saved weights do not fit the network its parameters "
+                          f"build: {str(exc).splitlines()[0]}") from exc
+    clf.module_.eval()
+    clf.history_ = History([dict(row, batches=[]) for row in payload["history"]])
+    clf.preprocessing_ = dict(payload["preprocessing"])
+    clf.dropped_params_ = dict(payload.get("dropped_params", {}))
+    return clf
+

@@ -1,0 +1,167 @@
+"""save_model / load_model: one self-describing, weights-only model file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+
+from skderm import LesionClassifier
+from skderm.exceptions import SkdermError
+from skderm.persistence import FORMAT_VERSION, load_model, save_model
+
+META = ["age", "sex", "localization"]
+
+
+def _fit(data, **params):
+    clf = LesionClassifier(backbone="tiny", weights=None, image_size=(32, 32), max_epochs=2,
+                           hidden_units=8, dropout=0.1, lr=3e-3, random_state=0, verbose=0,
+                           valid_size=0.3, **params)
+    return clf.fit(data.data, data.target)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_lesions):
+    return _fit(tiny_lesions, optimizer__weight_decay=0.01)
+
+
+@pytest.fixture(scope="module")
+def fitted_meta(tiny_lesions):
+    return _fit(tiny_lesions, metadata_columns=META)
+
+
+@pytest.fixture(scope="module")
+def model_file(fitted, tmp_path_factory):
+    return save_model(fitted, tmp_path_factory.mktemp("model") / "m.skderm")
+
+
+def _copy(src, tmp_path, name="copy.skderm") -> bytearray:
+    data = bytearray(open(src, "rb").read())
+    (tmp_path / name).write_bytes(data)
+    return data
+
+
+def test_round_trip_gives_identical_probabilities(fitted, model_file, tiny_lesions):
+    loaded = load_model(model_file)
+    X = tiny_lesions.data
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
+    assert loaded.image_size_ == fitted.image_size_ == (32, 32)
+    assert loaded.preprocessing_["mean"] == list(fitted.preprocessing_["mean"])
+    assert loaded.hidden_units == 8 and loaded.optimizer__weight_decay == 0.01
+    assert loaded.weights is None and not loaded.module_.training
+    assert len(loaded.history_) == len(fitted.history_) == 2
+    assert loaded.history_[-1, "train_loss"] == pytest.approx(fitted.history_[-1, "train_loss"])
+
+
+def test_file_holds_only_tensors_and_plain_values(model_file):
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    assert payload["format"] == "skderm-model" and payload["format_version"] == FORMAT_VERSION
+    assert len(payload["sha256"]) == 64
+    assert all(isinstance(t, torch.Tensor) for t in payload["state_dict"].values())
+    plain = {k: v for k, v in payload.items() if k != "state_dict"}
+    json.dumps(plain)  # raises on anything that is not a plain value
+    assert "optimizer" not in payload["params"] and "weights" not in payload["params"]
+    assert all("batches" not in row for row in payload["history"])
+
+
+def test_metadata_model_round_trips(fitted_meta, tiny_lesions, tmp_path):
+    loaded = load_model(save_model(fitted_meta, tmp_path / "meta.skderm"))
+    X = tiny_lesions.data.copy()
+    # missing values and a category never seen in training take the encoder's paths
+    X.loc[:4, "age"] = np.nan
+    X.loc[5:8, "sex"] = np.nan
+    X.loc[9:12, "localization"] = "elbow of a martian"
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted_meta.predict_proba(X))
+    frame = X[META]
+    np.testing.assert_allclose(loaded.metadata_encoder_.transform(frame),
+                               fitted_meta.metadata_encoder_.transform(frame), rtol=0, atol=1e-12)
+    assert loaded.n_metadata_ == fitted_meta.n_metadata_ > 0
+
+
+def test_a_flipped_weight_byte_fails_the_integrity_check(fitted, model_file, tmp_path):
+    data = _copy(model_file, tmp_path)
+    weight = fitted.module_.head[-1].weight.detach().numpy().tobytes()
+    at = bytes(data).find(weight)
+    assert at > 0, "the head's weights should be stored verbatim in the file"
+    data[at + len(weight) // 2] ^= 0xFF
+    (tmp_path / "copy.skderm").write_bytes(data)
+    with pytest.raises(SkdermError, match="failed its integrity check"):
+        load_model(tmp_path / "copy.skderm")
+
+
+def test_an_edited_parameter_fails_the_integrity_check(model_file, tmp_path):
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    payload["params"]["hidden_units"] = 9
+    torch.save(payload, tmp_path / "edited.skderm")
+    with pytest.raises(SkdermError, match="failed its integrity check"):
+        load_model(tmp_path / "edited.skderm")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_a_truncated_file_is_refused_naming_it(model_file, tmp_path, keep):
+    data = open(model_file, "rb").read()
+    path = tmp_path / "cut.skderm"
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(SkdermError, match="not a readable skderm model file") as info:
+        load_model(path)
+    assert "cut.skderm" in str(info.value)
+
+
+def test_an_unknown_format_version_is_refused_naming_both(model_file, tmp_path):
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, tmp_path / "future.skderm")
+    with pytest.raises(SkdermError) as info:
+        load_model(tmp_path / "future.skderm")
+    msg = str(info.value)
+    assert f"version {FORMAT_VERSION + 1}" in msg and f"version {FORMAT_VERSION} only" in msg
+    assert "pip install" in msg
+
+
+def test_other_files_are_refused(fitted, tmp_path):
+    torch.save(fitted.module_.state_dict(), tmp_path / "weights.pth")
+    with pytest.raises(SkdermError, match="not a skderm model file"):
+        load_model(tmp_path / "weights.pth")
+    (tmp_path / "notes.csv").write_text("image,MEL\nISIC_0000000,1.0\n")
+    with pytest.raises(SkdermError, match="not a readable skderm model file"):
+        load_model(tmp_path / "notes.csv")
+    with pytest.raises(SkdermError, match="no model file"):
+        load_model(tmp_path / "absent.skderm")
+
+
+def test_a_file_with_python_objects_is_never_unpickled(tmp_path):
+    torch.save({"format": "skderm-model", "obj": LesionClassifier}, tmp_path / "evil.skderm")
+    for trust in (False, True):
+        with pytest.raises(SkdermError, match="refuses to unpickle"):
+            load_model(tmp_path / "evil.skderm", trust=trust)
+
+
+def test_loading_needs_no_imagenet_weights(model_file, tiny_lesions, fitted, tmp_path,
+                                           monkeypatch):
+    import skderm.classifier
+
+    monkeypatch.setenv("SKDERM_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    seen = []
+    real = skderm.classifier.build_backbone
+
+    def spy(name, weights="imagenet"):
+        seen.append(weights)
+        return real(name, weights)
+
+    monkeypatch.setattr(skderm.classifier, "build_backbone", spy)
+    loaded = load_model(model_file)
+    assert seen == [None]
+    X = tiny_lesions.data[:5]
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert not any(tmp_path.iterdir()), "loading must not download anything into TORCH_HOME"
+
+
+def test_save_refuses_an_unfitted_model(tmp_path):
+    with pytest.raises(NotFittedError):
+        save_model(LesionClassifier(backbone="tiny", weights=None), tmp_path / "x.skderm")
+    assert not (tmp_path / "x.skderm").exists()
