@@ -2,12 +2,13 @@
 
 Subcommands:
 
-``skderm demo [--data DIR]``
-    A lesion-grouped, stratified cross-validated evaluation end to end: a
-    RandomOverSampler and a LesionClassifier in an imbalanced-learn Pipeline,
-    scored on balanced accuracy and MCC. Without ``--data`` it runs on a
-    synthetic HAM10000-like set made on the fly, so it works on a fresh install
-    with no data and no network.
+``skderm demo [--data DIR] [--out DIR]``
+    The showcase, end to end: a RandomOverSampler and a LesionClassifier in an
+    imbalanced-learn Pipeline, a small GridSearchCV over lesion-grouped
+    stratified folds scored on balanced accuracy and MCC, then the refitted
+    best model's per-class report (with bootstrap intervals) on held-out
+    lesions. Without ``--data`` it runs on a synthetic HAM10000-like set made
+    on the fly, so it works on a fresh install with no data and no network.
 ``skderm backbones``
     The backbone registry and which ImageNet weights are on this machine.
 ``skderm train --data DIR --out MODEL``
@@ -66,10 +67,11 @@ def cmd_demo(args) -> int:
     import pandas as pd
     from imblearn.over_sampling import RandomOverSampler
     from imblearn.pipeline import make_pipeline
-    from sklearn.model_selection import StratifiedGroupKFold, cross_validate
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
     from skderm import LesionClassifier, load_ham10000, make_lesions
-    from skderm.model_selection import check_no_lesion_leakage
+    from skderm.metrics import bootstrap_report, classification_report_frame
+    from skderm.model_selection import check_lesion_cv, lesion_train_test_split
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="skderm_demo_") as tmp:
@@ -80,40 +82,72 @@ def cmd_demo(args) -> int:
             data = make_lesions(args.n_synthetic, random_state=args.seed, directory=tmp)
             source = f"{args.n_synthetic} synthetic lesion images (skderm.make_lesions)"
         X, y = _subsample(data, args.max_images, args.seed)
-        groups = X["lesion_id"]
-        _log(args, f"data: {source}: using {len(X)} images of {groups.nunique()} lesions, "
-                   f"{y.nunique()} classes")
+        _log(args, f"data: {source}: using {len(X)} images of {X['lesion_id'].nunique()} "
+                   f"lesions, {y.nunique()} classes")
         _log(args, "classes: " + ", ".join(f"{k} {v}" for k, v in y.value_counts().items()))
+        # a quarter of the lesions never take part in model selection
+        X_train, X_test, y_train, y_test = lesion_train_test_split(
+            X, y, groups="lesion_id", stratify=y, test_size=0.25, random_state=args.seed)
 
         clf = LesionClassifier(
             backbone=args.backbone, image_size=tuple(args.image_size), freeze=args.freeze,
             max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             random_state=args.seed, verbose=0 if args.quiet else 1,
-            # the outer CV does the evaluation; no inner validation keeps the demo quick
+            # the lesion-grouped folds do the evaluating; no inner split keeps it quick
             valid_size=None)
         pipe = make_pipeline(RandomOverSampler(random_state=args.seed), clf)
-        cv = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
-        for train, test in cv.split(X, y, groups):
-            check_no_lesion_leakage(train, test, groups)
+        folds = check_lesion_cv(
+            StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=args.seed),
+            X_train, y_train, groups="lesion_id")  # raises if a lesion were on both sides
+        grid = {"lesionclassifier__lr": [args.lr, args.lr / 3]}
         _log(args, f"pipeline: RandomOverSampler -> LesionClassifier(backbone={args.backbone!r}, "
                    f"freeze={args.freeze!r}, image_size={tuple(args.image_size)}, "
-                   f"max_epochs={args.epochs}); {args.folds}-fold StratifiedGroupKFold on "
-                   "lesion_id (no lesion on both sides)")
-        scores = cross_validate(
-            pipe, X, y, groups=groups, cv=cv,
-            scoring={"bacc": "balanced_accuracy", "mcc": "matthews_corrcoef"},
-            error_score="raise")
-    table = pd.DataFrame({"fold": np.arange(1, args.folds + 1),
-                          "balanced_accuracy": scores["test_bacc"],
-                          "mcc": scores["test_mcc"],
-                          "fit_seconds": scores["fit_time"]})
-    print()
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"balanced accuracy {table.balanced_accuracy.mean():.3f} +/- "
-          f"{table.balanced_accuracy.std(ddof=1):.3f}   "
-          f"MCC {table.mcc.mean():.3f} +/- {table.mcc.std(ddof=1):.3f}   "
-          f"(chance balanced accuracy {1 / y.nunique():.3f}; "
-          f"{time.perf_counter() - t0:.0f} s)")
+                   f"max_epochs={args.epochs}); grid {grid} over {args.folds} lesion-grouped "
+                   f"stratified folds of {len(X_train)} images; {len(X_test)} images of "
+                   f"{X_test['lesion_id'].nunique()} other lesions held out")
+        search = GridSearchCV(pipe, grid, cv=folds, refit="bacc", error_score="raise",
+                              scoring={"bacc": "balanced_accuracy", "mcc": "matthews_corrcoef"})
+        search.fit(X_train, y_train)
+
+        res = search.cv_results_
+        table = pd.DataFrame({
+            "lr": res["param_lesionclassifier__lr"],
+            "balanced_accuracy": [f"{m:.3f} +/- {s:.3f}" for m, s in
+                                  zip(res["mean_test_bacc"], res["std_test_bacc"], strict=True)],
+            "mcc": [f"{m:.3f} +/- {s:.3f}" for m, s in
+                    zip(res["mean_test_mcc"], res["std_test_mcc"], strict=True)],
+            "rank": res["rank_test_bacc"]})
+        best = search.best_index_
+        fold_bacc = [res[f"split{k}_test_bacc"][best] for k in range(args.folds)]
+        fold_mcc = [res[f"split{k}_test_mcc"][best] for k in range(args.folds)]
+        print("\ngrid search (mean +/- sd over lesion-grouped folds):")
+        print(table.to_string(index=False))
+        print(f"cross-validated, best candidate: balanced accuracy {np.mean(fold_bacc):.3f} +/- "
+              f"{np.std(fold_bacc, ddof=1):.3f}   MCC {np.mean(fold_mcc):.3f} +/- "
+              f"{np.std(fold_mcc, ddof=1):.3f}   (per fold: "
+              + ", ".join(f"{b:.3f}" for b in fold_bacc) + ")")
+
+        model = search.best_estimator_
+        proba = model.predict_proba(X_test)
+        classes = model.classes_
+        y_pred = classes[proba.argmax(axis=1)]
+        report = classification_report_frame(y_test.to_numpy(), y_pred, proba, classes=classes)
+        boot = bootstrap_report(y_test.to_numpy(), y_pred, groups=X_test["lesion_id"].to_numpy(),
+                                n_boot=500, random_state=args.seed)
+        per_class = report.loc[[c for c in classes if c in report.index],
+                               ["recall", "specificity", "f1", "auc", "support"]]
+        print(f"\nheld-out lesions, refitted best model ({len(X_test)} images):")
+        print(per_class.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(f"held-out: balanced accuracy {boot.loc['balanced_accuracy', 'estimate']:.3f} "
+              f"[95% CI {boot.loc['balanced_accuracy', 'low']:.3f}-"
+              f"{boot.loc['balanced_accuracy', 'high']:.3f}]   MCC "
+              f"{boot.loc['mcc', 'estimate']:.3f} [{boot.loc['mcc', 'low']:.3f}-"
+              f"{boot.loc['mcc', 'high']:.3f}]   (chance balanced accuracy "
+              f"{1 / y.nunique():.3f}; {time.perf_counter() - t0:.0f} s)")
+        if args.out:
+            written = _write_report(args, args.out, y_test.to_numpy(), y_pred, proba, classes,
+                                    report)
+            _log(args, f"wrote {', '.join(written)} to {args.out}")
     return 0
 
 
@@ -315,9 +349,28 @@ def _plotting(args):
     return plotting
 
 
-def cmd_evaluate(args) -> int:
+def _write_report(args, out, y_true, y_pred, proba, classes, report) -> list[str]:
+    """metrics.json, report.csv and (with matplotlib) confusion-matrix and ROC PNGs."""
     import json
 
+    os.makedirs(out, exist_ok=True)
+    metrics = _metrics_dict(report, len(y_true))
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    report.to_csv(os.path.join(out, "report.csv"), index_label="label")
+    written = ["metrics.json", "report.csv"]
+    plotting = _plotting(args)
+    if plotting is not None:
+        labels = sorted(set(y_true) | set(classes))
+        fig = plotting.plot_confusion_matrices(y_true, y_pred, labels=labels)
+        plotting.save_figure(fig, os.path.join(out, "confusion_matrix.png"))
+        fig = plotting.plot_roc(y_true, proba, classes=classes)
+        plotting.save_figure(fig, os.path.join(out, "roc.png"))
+        written += ["confusion_matrix.png", "roc.png"]
+    return written
+
+
+def cmd_evaluate(args) -> int:
     from skderm import load_ham10000
     from skderm.metrics import classification_report_frame
     from skderm.persistence import load_model
@@ -328,20 +381,8 @@ def cmd_evaluate(args) -> int:
     y_pred = clf.classes_[proba.argmax(axis=1)]
     y_true = data.target.to_numpy()
     report = classification_report_frame(y_true, y_pred, proba, classes=clf.classes_)
-    os.makedirs(args.out, exist_ok=True)
+    written = _write_report(args, args.out, y_true, y_pred, proba, clf.classes_, report)
     metrics = _metrics_dict(report, len(y_true))
-    with open(os.path.join(args.out, "metrics.json"), "w") as fh:
-        json.dump(metrics, fh, indent=2)
-    report.to_csv(os.path.join(args.out, "report.csv"), index_label="label")
-    written = ["metrics.json", "report.csv"]
-    plotting = _plotting(args)
-    if plotting is not None:
-        labels = sorted(set(y_true) | set(clf.classes_))
-        fig = plotting.plot_confusion_matrices(y_true, y_pred, labels=labels)
-        plotting.save_figure(fig, os.path.join(args.out, "confusion_matrix.png"))
-        fig = plotting.plot_roc(y_true, proba, classes=clf.classes_)
-        plotting.save_figure(fig, os.path.join(args.out, "roc.png"))
-        written += ["confusion_matrix.png", "roc.png"]
     print(f"{len(y_true)} images: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
           f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}")
     _log(args, f"wrote {', '.join(written)} to {args.out}")
@@ -423,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="lesion-grouped cross-validated evaluation, end to end")
+    demo = sub.add_parser("demo", help="lesion-grouped grid search and held-out report, end to end")
     demo.add_argument("--data", metavar="DIR",
                       help="a HAM10000 folder (CSV + images); default: synthetic lesions")
     demo.add_argument("--max-images", type=int, default=1500,
@@ -440,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--lr", type=float, default=3e-3)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", metavar="DIR",
+                      help="also write metrics.json, report.csv and PNGs of the held-out report")
     demo.add_argument("--quiet", action="store_true", help="print only the results")
     demo.set_defaults(func=cmd_demo)
 

@@ -1,6 +1,6 @@
 """Save a fitted LesionClassifier to one self-describing file, and load it back.
 
-A model file is written with :func:`torch.save` and holds only tensors and
+A model file is written with ``torch.save`` and holds only tensors and
 plain values (str, int, float, bool, None, lists and dicts of them), so it is
 read with ``torch.load(..., weights_only=True)``: loading a model never
 unpickles, and so never runs, code from the file. Its top-level dict:
@@ -23,7 +23,7 @@ unpickles, and so never runs, code from the file. Its top-level dict:
 ``history``
     Per-epoch training history, without the per-batch entries.
 ``sha256``
-    Digest of everything above (see :func:`_digest`): a file changed after
+    Digest of everything above (see ``_digest``): a file changed after
     it was written fails to load.
 """
 

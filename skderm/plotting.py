@@ -3,7 +3,7 @@ curves, ROC curves and sample-image grids.
 
 matplotlib is an optional dependency (``pip install 'skderm[plot]'``); it is
 imported only when a function here is called. Figures are built as
-:class:`matplotlib.figure.Figure` objects, not through pyplot's global state,
+``matplotlib.figure.Figure`` objects, not through pyplot's global state,
 so they work headless (servers, CI, the ``skderm`` command) and are freed
 when the last reference goes; nothing here opens a window. In a notebook,
 display a returned figure by leaving it as the cell's last expression.

@@ -18,14 +18,22 @@ def _run(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_demo_on_synthetic_data_prints_scores():
-    proc = _run("demo", "--n-synthetic", "150", "--folds", "2", "--epochs", "2",
-                "--image-size", "48", "64", "--quiet")
+def test_demo_on_synthetic_data_prints_grid_and_held_out_report(tmp_path):
+    out = tmp_path / "report"
+    proc = _run("demo", "--n-synthetic", "180", "--folds", "2", "--epochs", "2",
+                "--image-size", "48", "64", "--quiet", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = re.search(r"balanced accuracy (\d\.\d+) \+/- .*MCC (-?\d\.\d+)", proc.stdout)
-    assert m, proc.stdout
+    text = proc.stdout
+    m = re.search(r"cross-validated, best candidate: balanced accuracy (\d\.\d+) \+/- .*"
+                  r"MCC (-?\d\.\d+)", text)
+    assert m, text
     assert 0.0 <= float(m.group(1)) <= 1.0 and -1.0 <= float(m.group(2)) <= 1.0
-    assert "fold" in proc.stdout
+    assert "grid search" in text and text.count("+/-") >= 4  # two candidates, two scores
+    held = re.search(r"held-out: balanced accuracy (\d\.\d+) \[95% CI (\d\.\d+)-(\d\.\d+)\]",
+                     text)
+    assert held and float(held.group(2)) <= float(held.group(1)) <= float(held.group(3))
+    assert "specificity" in text  # the per-class report
+    assert (out / "metrics.json").is_file() and (out / "report.csv").is_file()
 
 
 @pytest.mark.realdata
