@@ -40,3 +40,17 @@ def tiny_lesions(tmp_path_factory):
     return make_lesions(
         60, image_size=(48, 64), random_state=0, directory=tmp_path_factory.mktemp("tiny_lesions")
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Also when torch was imported before OMP_NUM_THREADS could take effect."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -85,19 +85,6 @@ def _params_same(a: dict, b: dict, module: nn.Module, prefix: str) -> bool:
     return all(torch.equal(a[n], b[n]) for n in names)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on busy cores.
-
-    Per-image augmentation with two OpenMP threads on a loaded 2-core machine
-    took ~55 ms an image against ~1 ms with one.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tiny_lesions):
     return tiny_lesions.data, tiny_lesions.target
