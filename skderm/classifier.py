@@ -135,7 +135,8 @@ class LesionClassifier(NeuralNetClassifier):
         Seeds weights of the head, batch order, augmentation and the internal
         split: the same seed gives the same model on CPU.
     progress_bar : bool, default=False
-        A per-batch progress bar in addition to the epoch table.
+        A per-batch progress bar in addition to the epoch table, and a count
+        of images decoded.
     lr : float, default=1e-3
     max_epochs : int, default=10
     batch_size : int, default=32
@@ -499,7 +500,8 @@ class LesionClassifier(NeuralNetClassifier):
         if y is not None and len(y) != inp.n:
             raise ValueError(f"X has {inp.n} rows but y has {len(y)} labels")
         size = self._image_size() if fit else self.image_size_
-        images = decode(inp, size, progress=bool(self.verbose) and self.verbose > 1)
+        images = decode(inp, size, progress=self.progress_bar is True or (
+            bool(self.verbose) and self.verbose > 1))
         metadata = self._metadata(inp, fit=fit)
         return LesionDataset(images, y, metadata, inp.groups)
 

@@ -217,7 +217,9 @@ def _make_classifier(args):
     params = _parse_params(args.param)
     _check_param_names(params)
     base = {"backbone": args.backbone, "max_epochs": args.epochs,
-            "random_state": args.seed, "verbose": 0 if args.quiet else 1}
+            "random_state": args.seed, "verbose": 0 if args.quiet else 1,
+            # long work shows batches and decoded images; --quiet silences it
+            "progress_bar": not args.quiet}
     if args.weights is not None:
         base["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.image_size is not None:

@@ -273,3 +273,18 @@ def test_evaluate_without_plotting_skips_pngs_with_a_notice(trained, tmp_path, m
     printed = capsys.readouterr().out
     assert "note: no plots" in printed and len(printed.splitlines()) == 3
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.csv"]
+
+
+def test_train_shows_progress_unless_quiet(tiny_lesions, tmp_path, capfd):
+    import skderm.images
+
+    loud_fast = [a for a in TRAIN_FAST if a != "--quiet"]
+    args = ["train", "--data", tiny_lesions.directory, "--epochs", "1", *loud_fast]
+    skderm.images.clear_cache()
+    assert main([*args, "--out", str(tmp_path / "a.skderm")]) == 0
+    loud = capfd.readouterr()
+    assert "decoded" in loud.err and "train_loss" in loud.out  # decoded images, epoch table
+    skderm.images.clear_cache()
+    assert main([*args, "--quiet", "--out", str(tmp_path / "b.skderm")]) == 0
+    quiet = capfd.readouterr()
+    assert "decoded" not in quiet.err and "train_loss" not in quiet.out
