@@ -86,8 +86,13 @@ def cmd_demo(args) -> int:
                    f"lesions, {y.nunique()} classes")
         _log(args, "classes: " + ", ".join(f"{k} {v}" for k, v in y.value_counts().items()))
         # a quarter of the lesions never take part in model selection
-        X_train, X_test, y_train, y_test = lesion_train_test_split(
-            X, y, groups="lesion_id", stratify=y, test_size=0.25, random_state=args.seed)
+        try:
+            X_train, X_test, y_train, y_test = lesion_train_test_split(
+                X, y, groups="lesion_id", stratify=y, test_size=0.25, random_state=args.seed)
+        except ValueError as exc:  # too few lesions of a rare class to stratify
+            _log(args, f"note: held-out split not stratified ({str(exc).split(';')[0]})")
+            X_train, X_test, y_train, y_test = lesion_train_test_split(
+                X, y, groups="lesion_id", test_size=0.25, random_state=args.seed)
 
         clf = LesionClassifier(
             backbone=args.backbone, image_size=tuple(args.image_size), freeze=args.freeze,
