@@ -378,6 +378,14 @@ class LesionClassifier(NeuralNetClassifier):
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 
+    def _set_training(self, training=True):
+        # skorch calls this before every batch, and nn.Module.train walks every
+        # submodule (~1 ms for EfficientNet-Lite0): only switch what needs it
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_", None)
+            if isinstance(module, nn.Module) and module.training != bool(training):
+                module.train(training)
+
     def get_all_learnable_params(self):
         # all module parameters, trainable now or after unfreezing
         yield from self.module_.named_parameters()
