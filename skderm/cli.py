@@ -229,6 +229,16 @@ def _make_classifier(args):
         base["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.image_size is not None:
         base["image_size"] = tuple(args.image_size)
+    checkpoint_dir = getattr(args, "checkpoint_dir", None)
+    if checkpoint_dir is None and args.command == "train":
+        checkpoint_dir = f"{args.out}.checkpoints"  # beside the model, never in the data
+    if getattr(args, "resume", False):
+        if checkpoint_dir is None:
+            raise ValueError("--resume needs --checkpoint-dir DIR: the folder the interrupted "
+                             "run wrote its checkpoints to")
+        base["warm_start"] = True
+    if checkpoint_dir is not None:
+        base["checkpoint_dir"] = checkpoint_dir
     nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
     clf = LesionClassifier(**{**base, **params})
     if nested_aug:
@@ -459,6 +469,11 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="any LesionClassifier parameter, repeatable "
                         "(hidden_units=256, freeze=backbone, optimizer__weight_decay=0.01)")
     p.add_argument("--seed", type=int, default=0, help="random_state of the classifier")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="write a checkpoint here after every epoch (train: default "
+                        "OUT.checkpoints; cv: none unless given)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its checkpoint (same options and data)")
     p.add_argument("--quiet", action="store_true", help="print only the results")
 
 

@@ -52,8 +52,9 @@ FORMAT = "skderm-model"
 FORMAT_VERSION = 1
 
 # parameters that never go into a file: weights are in the state_dict, so a
-# loaded model must not look for (or download) ImageNet weights
-_NOT_SAVED = ("weights",)
+# loaded model must not look for (or download) ImageNet weights; a checkpoint
+# folder belongs to the machine that trained it
+_NOT_SAVED = ("weights", "checkpoint_dir")
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+"""Checkpoints: an interrupted fit resumes to the result of an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from skorch.callbacks import Callback
+
+from skderm import LesionClassifier
+from skderm.cli import main
+from skderm.exceptions import SkdermError
+from skderm.persistence import load_model
+
+FAST = dict(backbone="tiny", weights=None, image_size=(32, 32), random_state=0, valid_size=0.3,
+            lr=3e-3, lr_schedule="cosine", verbose=0)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashInEpoch(Callback):
+    """Raise after the first training batch of ``epoch`` while ``armed`` (a crash, a kill)."""
+
+    def __init__(self, epoch=3, armed=False):
+        self.epoch = epoch
+        self.armed = armed
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if self.armed and training and len(net.history) == self.epoch:
+            raise Crash
+
+
+def _ckpts(folder) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def _same_history(a, b, keys=("train_loss", "valid_loss", "valid_bacc", "valid_mcc")):
+    assert len(a.history_) == len(b.history_)
+    for key in keys:
+        np.testing.assert_allclose(a.history_[:, key], b.history_[:, key], rtol=0, atol=1e-7)
+
+
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_path):
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, max_epochs=5, patience=None)
+    full = LesionClassifier(**kw, callbacks=[("crash", CrashInEpoch())]).fit(X, y)
+
+    with pytest.raises(Crash):
+        LesionClassifier(**kw, checkpoint_dir=tmp_path,
+                         callbacks=[("crash", CrashInEpoch(armed=True))]).fit(X, y)
+    [name] = _ckpts(tmp_path)  # one file, no temporary left behind
+    assert name.startswith("skderm-") and name.endswith(".ckpt")
+
+    resumed = LesionClassifier(**kw, checkpoint_dir=tmp_path, warm_start=True,
+                               callbacks=[("crash", CrashInEpoch())]).fit(X, y)
+    _same_history(full, resumed)
+    np.testing.assert_array_equal(full.predict_proba(X), resumed.predict_proba(X))
+
+
+def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, max_epochs=12, patience=2, checkpoint_dir=tmp_path)
+    full = LesionClassifier(**kw).fit(X, y)
+    assert len(full.history_) < 12, "the set-up needs a run that stops early"
+    # resuming the finished run trains nothing more and restores the same best model
+    again = LesionClassifier(**kw, warm_start=True).fit(X, y)
+    _same_history(full, again)
+    np.testing.assert_array_equal(full.predict_proba(X), again.predict_proba(X))
+
+
+def test_raising_max_epochs_continues_a_finished_run(tiny_lesions, tmp_path):
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, lr_schedule="constant", patience=None, checkpoint_dir=tmp_path)
+    LesionClassifier(**kw, max_epochs=2).fit(X, y)
+    longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
+    straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
+    assert len(longer.history_) == 4
+    _same_history(straight, longer)
+
+
+def test_other_settings_or_data_never_resume_a_checkpoint(tiny_lesions, tmp_path):
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, max_epochs=2, patience=None, checkpoint_dir=tmp_path)
+    LesionClassifier(**kw).fit(X, y)
+    other_lr = LesionClassifier(**dict(kw, lr=1e-3), warm_start=True).fit(X, y)
+    fewer_rows = LesionClassifier(**kw, warm_start=True).fit(X.iloc[:50], y.iloc[:50])
+    # each trained its own two epochs from scratch, in its own file
+    assert len(other_lr.history_) == 2 and len(fewer_rows.history_) == 2
+    assert len(_ckpts(tmp_path)) == 3
+
+
+def test_a_damaged_checkpoint_is_refused_with_the_fix(tiny_lesions, tmp_path):
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)
+    LesionClassifier(**kw).fit(X, y)
+    [name] = _ckpts(tmp_path)
+    path = tmp_path / name
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(SkdermError, match="damaged.*delete") as err:
+        LesionClassifier(**kw, warm_start=True).fit(X, y)
+    assert name in str(err.value)
+    # without warm_start the run starts over and replaces it
+    LesionClassifier(**kw).fit(X, y)
+    assert path.stat().st_size > 200
+
+
+def test_grid_search_candidates_do_not_share_checkpoints(tiny_lesions, tmp_path):
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    X, y = tiny_lesions.data, tiny_lesions.target
+    search = GridSearchCV(LesionClassifier(**dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)),
+                          {"lr": [1e-3, 3e-3]}, cv=GroupKFold(2), scoring="balanced_accuracy")
+    search.fit(X, y, groups=tiny_lesions.groups)
+    assert len(_ckpts(tmp_path)) == 2 * 2 + 1  # candidates x folds, and the refit
+
+
+# --------------------------------------------------------------------------
+# the command line: kill -9 mid-epoch, then `skderm train --resume`
+# --------------------------------------------------------------------------
+
+_PAUSING_TRAIN = textwrap.dedent("""
+    import sys, time
+    from skderm.classifier import LesionClassifier
+    from skderm.cli import main
+
+    marker = sys.argv[1]
+    base = LesionClassifier.on_batch_end
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        base(self, net, batch=batch, training=training, **kwargs)
+        if training and len(self.history) == 3:  # mid-epoch 3: wait to be killed
+            open(marker, "w").close()
+            time.sleep(600)
+
+    LesionClassifier.on_batch_end = on_batch_end
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def test_cli_resume_after_kill_matches_an_uninterrupted_run(tiny_lesions, tmp_path):
+    opts = ["--data", str(tiny_lesions.directory), "--backbone", "tiny", "--weights", "none",
+            "--image-size", "32", "32", "--epochs", "5", "--param", "valid_size=0.3",
+            "--param", "patience=None", "--param", "lr_schedule='cosine'", "--quiet"]
+    killed_out, marker = tmp_path / "killed.skderm", tmp_path / "paused"
+    script = tmp_path / "pausing_train.py"
+    script.write_text(_PAUSING_TRAIN)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(script), str(marker), "train", *opts,
+                             "--out", str(killed_out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"training ended before the kill: {proc.stdout.read().decode()}")
+            if time.monotonic() > deadline:
+                pytest.fail("training never reached epoch 3")
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not killed_out.exists()
+    ckpt_dir = tmp_path / "killed.skderm.checkpoints"
+    assert [n.endswith(".ckpt") for n in _ckpts(ckpt_dir)] == [True]
+
+    assert main(["train", *opts, "--out", str(killed_out), "--resume"]) == 0
+    straight_out = tmp_path / "straight.skderm"
+    assert main(["train", *opts, "--out", str(straight_out)]) == 0
+
+    resumed, straight = load_model(killed_out), load_model(straight_out)
+    assert len(resumed.history_) == len(straight.history_) == 5
+    np.testing.assert_allclose(resumed.history_[:, "valid_bacc"],
+                               straight.history_[:, "valid_bacc"], atol=1e-7)
+    X = tiny_lesions.data
+    np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X), atol=1e-6)
+
+
+def test_cli_resume_without_a_checkpoint_folder_is_an_error(tiny_lesions, capsys):
+    code = main(["cv", "--data", str(tiny_lesions.directory), "--backbone", "tiny",
+                 "--weights", "none", "--resume", "--quiet"])
+    assert code == 1
+    assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
