@@ -5,14 +5,24 @@ Recipes (``--recipes``, comma separated):
 features      frozen ImageNet embeddings (BackboneFeatures, flip TTA) + logistic
               regression (class_weight="balanced")
 fusion        the same embeddings + one-hot sex/localization + imputed, scaled age
-finetune      a fine-tuned LesionClassifier (slow on CPU: see --epochs/--image-size)
-ensemble      soft vote of ``fusion`` models on each backbone in --backbones
+finetune      the CPU fine-tuning recipe (``skderm train``'s default): EfficientNet-Lite0
+              at 112x150, channels_last, head-only epoch 1, cosine learning rate,
+              balanced class weights, flips/rotation/colour jitter, flip TTA
+ensemble      soft vote of the saved out-of-fold probabilities of --members
+              (weighted by --member-weights): no training of its own
 
-For each: balanced accuracy and MCC mean +/- sd over folds, bootstrap 95%
-intervals (lesion-grouped) on the pooled out-of-fold predictions, per-class
-recall, and wall time. Results go to benchmarks/results/ham10000_cv.{json,md}.
+Every fold's out-of-fold probabilities are saved to
+``benchmarks/results/oof/<recipe>_fold<k>.npz`` as it finishes, so a long run
+can be split (``--only-folds 0,1``), interrupted and continued: folds already
+saved are skipped unless ``--force``. The summary (balanced accuracy and MCC
+mean +/- sd over folds, lesion-grouped bootstrap 95% intervals on the pooled
+out-of-fold predictions, per-class recall, wall time per fold) covers the
+folds saved so far and says how many that is. Results go to
+``benchmarks/results/ham10000_cv.{json,md}``.
 
-    python benchmarks/ham10000_cv.py --data ../shared/ham10000 --recipes features,fusion
+    python benchmarks/ham10000_cv.py --recipes features,fusion
+    python benchmarks/ham10000_cv.py --recipes finetune --only-folds 0
+    python benchmarks/ham10000_cv.py --recipes ensemble --members finetune,fusion
 """
 
 from __future__ import annotations
@@ -28,7 +38,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef, recall_score
@@ -36,8 +45,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from skderm import BackboneFeatures, LesionClassifier, load_ham10000
+from skderm import BackboneFeatures, load_ham10000
 from skderm.metrics import bootstrap_report
+from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -59,59 +69,129 @@ def build(recipe: str, args):
         return features_model(args.backbones[0], size, args.C, metadata=False)
     if recipe == "fusion":
         return features_model(args.backbones[0], size, args.C, metadata=True)
-    if recipe == "ensemble":
-        members = [(b, features_model(b, size, args.C, metadata=True)) for b in args.backbones]
-        return VotingClassifier(members, voting="soft")
     if recipe == "finetune":
-        return LesionClassifier(backbone=args.backbones[0], image_size=size, freeze=1,
-                                max_epochs=args.epochs, lr=args.lr, backbone_lr=args.lr / 3,
-                                class_weight="balanced", patience=4, monitor="bacc",
-                                batch_size=32, random_state=0, verbose=1)
+        overrides = {"verbose": 1}
+        if args.epochs is not None:
+            overrides["max_epochs"] = args.epochs
+        return make_recipe("cpu", **overrides)
     raise ValueError(f"unknown recipe {recipe!r}")
 
 
-def run(recipe, X, y, groups, args) -> dict:
-    cv = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
-    pred = np.empty(len(y), dtype=object)
-    folds, t0 = [], time.perf_counter()
-    for k, (train, test) in enumerate(cv.split(X, y, groups)):
+def _fold_file(recipe: str, k: int) -> Path:
+    return RESULTS / "oof" / f"{recipe}_fold{k}.npz"
+
+
+def run_folds(recipe, X, y, groups, splits, args) -> None:
+    """Fit and save the out-of-fold probabilities of each fold not saved yet."""
+    for k, (train, test) in enumerate(splits):
+        out = _fold_file(recipe, k)
+        if args.only_folds is not None and k not in args.only_folds:
+            continue
+        if out.exists() and not args.force:
+            print(f"  {recipe} fold {k}: saved in {out.name}, skipped", flush=True)
+            continue
         assert not set(groups.iloc[train]) & set(groups.iloc[test])
         t = time.perf_counter()
         model = clone(build(recipe, args)).fit(X.iloc[train], y.iloc[train])
-        pred[test] = model.predict(X.iloc[test])
-        folds.append({"fold": k, "bacc": balanced_accuracy_score(y.iloc[test], pred[test]),
-                      "mcc": matthews_corrcoef(y.iloc[test], pred[test]),
-                      "seconds": time.perf_counter() - t})
-        print(f"  {recipe} fold {k}: bacc {folds[-1]['bacc']:.3f} mcc {folds[-1]['mcc']:.3f} "
-              f"({folds[-1]['seconds']:.0f} s)", flush=True)
-    f = pd.DataFrame(folds)
-    boot = bootstrap_report(y.to_numpy(), pred.astype(str), groups=groups.to_numpy(),
-                            n_boot=1000, random_state=0)
+        fit_s = time.perf_counter() - t
+        proba = model.predict_proba(X.iloc[test])
+        seconds = time.perf_counter() - t
+        epochs = len(getattr(model, "history_", []) or [])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, test=test, proba=proba, classes=np.asarray(model.classes_, dtype=str),
+                 fit_seconds=fit_s, seconds=seconds, epochs=epochs)
+        pred = np.asarray(model.classes_)[proba.argmax(1)]
+        print(f"  {recipe} fold {k}: bacc {balanced_accuracy_score(y.iloc[test], pred):.3f} "
+              f"mcc {matthews_corrcoef(y.iloc[test], pred):.3f} (fit {fit_s / 60:.1f} min, "
+              f"{epochs} epochs, total {seconds / 60:.1f} min)", flush=True)
+
+
+def _load_folds(recipe: str, n_folds: int) -> dict[int, dict]:
+    folds = {}
+    for k in range(n_folds):
+        f = _fold_file(recipe, k)
+        if f.exists():
+            with np.load(f) as z:
+                folds[k] = {key: z[key] for key in z.files}
+    return folds
+
+
+def ensemble_folds(members: list[str], weights: list[float], n_folds: int) -> None:
+    """Weighted soft vote of saved member probabilities, fold by fold."""
+    loaded = [_load_folds(m, n_folds) for m in members]
+    for k in range(n_folds):
+        if not all(k in f for f in loaded):
+            continue
+        parts = [f[k] for f in loaded]
+        classes = parts[0]["classes"]
+        assert all((p["classes"] == classes).all() and (p["test"] == parts[0]["test"]).all()
+                   for p in parts)
+        proba = sum(w * p["proba"] for w, p in zip(weights, parts, strict=True)) / sum(weights)
+        np.savez(_fold_file("ensemble", k), test=parts[0]["test"], proba=proba, classes=classes,
+                 fit_seconds=sum(float(p["fit_seconds"]) for p in parts),
+                 seconds=sum(float(p["seconds"]) for p in parts), epochs=0)
+
+
+def summarize(recipe, y, groups, n_folds, args) -> dict | None:
+    folds = _load_folds(recipe, n_folds)
+    if not folds:
+        return None
+    rows, idx, pred = [], [], []
+    for k, f in sorted(folds.items()):
+        p = f["classes"][f["proba"].argmax(1)]
+        yt = y.iloc[f["test"]]
+        rows.append({"fold": k, "bacc": balanced_accuracy_score(yt, p),
+                     "mcc": matthews_corrcoef(yt, p), "fit_seconds": float(f["fit_seconds"]),
+                     "seconds": float(f["seconds"]), "epochs": int(f["epochs"])})
+        idx.append(f["test"])
+        pred.append(p)
+    idx, pred = np.concatenate(idx), np.concatenate(pred)
+    t = pd.DataFrame(rows)
+    yt, gt = y.iloc[idx].to_numpy(), groups.iloc[idx].to_numpy()
+    boot = bootstrap_report(yt, pred.astype(str), groups=gt, n_boot=1000, random_state=0)
     classes = sorted(y.unique())
-    recall = recall_score(y, pred.astype(str), labels=classes, average=None)
+    recall = recall_score(yt, pred, labels=classes, average=None)
+    def sd(c):
+        return (float(t[c].std(ddof=1)) if len(t) > 1 else float("nan"))
     return {
-        "recipe": recipe, "backbones": args.backbones, "image_size": list(args.image_size),
-        "bacc_mean": f.bacc.mean(), "bacc_sd": f.bacc.std(ddof=1),
-        "mcc_mean": f.mcc.mean(), "mcc_sd": f.mcc.std(ddof=1),
+        "recipe": recipe,
+        "setup": describe(recipe, args),
+        "folds_done": len(t), "n_folds": n_folds,
+        "bacc_mean": float(t.bacc.mean()), "bacc_sd": sd("bacc"),
+        "mcc_mean": float(t.mcc.mean()), "mcc_sd": sd("mcc"),
         "bacc_ci": [boot.loc["balanced_accuracy", "low"], boot.loc["balanced_accuracy", "high"]],
         "mcc_ci": [boot.loc["mcc", "low"], boot.loc["mcc", "high"]],
         "recall": dict(zip(classes, np.round(recall, 3).tolist(), strict=True)),
-        "wall_seconds": time.perf_counter() - t0,
-        "folds": folds,
+        "fit_minutes_per_fold": float(t.fit_seconds.mean() / 60),
+        "folds": rows,
     }
 
 
+def describe(recipe: str, args) -> str:
+    size = "x".join(map(str, args.image_size))
+    if recipe in ("features", "fusion"):
+        return f"frozen {args.backbones[0]} {size}, flip TTA, LR C={args.C}"
+    if recipe == "finetune":
+        p = make_recipe("cpu").get_params()
+        return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}, "
+                f"{args.epochs or p['max_epochs']} epochs, cosine lr, balanced weights, TTA")
+    if recipe == "ensemble":
+        return "soft vote: " + ", ".join(f"{w:g} x {m}" for m, w in
+                                         zip(args.members, args.member_weights, strict=True))
+    return recipe
+
+
 def markdown(results: list[dict]) -> str:
-    lines = ["| recipe | backbones | size | balanced acc. (mean +/- sd) | 95% CI | MCC | 95% CI "
-             "| wall time |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| recipe | setup | folds | balanced acc. (mean +/- sd) | 95% CI | MCC "
+             "(mean +/- sd) | 95% CI | fit time per fold |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(
-            f"| {r['recipe']} | {', '.join(r['backbones'])} | {r['image_size'][0]}x"
-            f"{r['image_size'][1]} | {r['bacc_mean']:.3f} +/- {r['bacc_sd']:.3f} | "
+            f"| {r['recipe']} | {r['setup']} | {r['folds_done']}/{r['n_folds']} | "
+            f"{r['bacc_mean']:.3f} +/- {r['bacc_sd']:.3f} | "
             f"{r['bacc_ci'][0]:.3f}-{r['bacc_ci'][1]:.3f} | {r['mcc_mean']:.3f} +/- "
             f"{r['mcc_sd']:.3f} | {r['mcc_ci'][0]:.3f}-{r['mcc_ci'][1]:.3f} | "
-            f"{r['wall_seconds'] / 60:.1f} min |")
-    lines += ["", "Per-class recall:", "",
+            f"{r['fit_minutes_per_fold']:.1f} min |")
+    lines += ["", "Per-class recall (pooled out-of-fold predictions):", "",
               "| recipe | " + " | ".join(results[0]["recall"]) + " |",
               "|---|" + "---|" * len(results[0]["recall"])]
     for r in results:
@@ -126,24 +206,51 @@ def main() -> None:
     p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
     p.add_argument("--recipes", default="features,fusion")
     p.add_argument("--backbones", default="tf_efficientnet_lite0")
-    p.add_argument("--image-size", type=int, nargs=2, default=(150, 200))
+    p.add_argument("--image-size", type=int, nargs=2, default=(150, 200),
+                   help="image size of the frozen-feature recipes")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--only-folds", help="comma-separated fold numbers to run (default: all)")
+    p.add_argument("--force", action="store_true", help="recompute folds already saved")
     p.add_argument("--C", type=float, default=0.05)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--tag", default="", help="suffix of the results files")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="max_epochs of finetune (default: the recipe's)")
+    p.add_argument("--members", default="finetune,fusion", help="recipes the ensemble votes")
+    p.add_argument("--member-weights", default=None,
+                   help="comma-separated weights of --members (default: equal)")
     args = p.parse_args()
     args.backbones = args.backbones.split(",")
+    args.only_folds = (None if args.only_folds is None
+                       else {int(k) for k in args.only_folds.split(",")})
+    args.members = args.members.split(",")
+    args.member_weights = ([1.0] * len(args.members) if args.member_weights is None
+                           else [float(w) for w in args.member_weights.split(",")])
     data = load_ham10000(args.data)
     X, y, groups = data.data, data.target, data.groups
     print(f"{len(X)} images, {groups.nunique()} lesions; {platform.processor() or 'cpu'}, "
           f"{os.cpu_count()} cores", flush=True)
-    results = [run(r, X, y, groups, args) for r in args.recipes.split(",")]
+    splits = list(StratifiedGroupKFold(n_splits=args.folds, shuffle=True,
+                                       random_state=0).split(X, y, groups))
+    for recipe in args.recipes.split(","):
+        if recipe == "ensemble":
+            ensemble_folds(args.members, args.member_weights, args.folds)
+        else:
+            run_folds(recipe, X, y, groups, splits, args)
+    # the summary covers every recipe with saved folds, from this run or earlier ones
     RESULTS.mkdir(exist_ok=True)
-    stem = "ham10000_cv" + (f"_{args.tag}" if args.tag else "")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2, default=float))
+    previous = {}
+    if (RESULTS / "ham10000_cv.json").exists():
+        previous = {r["recipe"]: r for r in json.loads((RESULTS / "ham10000_cv.json").read_text())
+                    if "setup" in r}
+    results = []
+    for recipe in ("features", "fusion", "finetune", "ensemble"):
+        r = summarize(recipe, y, groups, args.folds, args)
+        if r is not None and recipe not in args.recipes.split(",") and recipe in previous:
+            r["setup"] = previous[recipe]["setup"]  # described by the run that made it
+        if r is not None:
+            results.append(r)
+    (RESULTS / "ham10000_cv.json").write_text(json.dumps(results, indent=2, default=float))
     table = markdown(results)
-    (RESULTS / f"{stem}.md").write_text(table)
+    (RESULTS / "ham10000_cv.md").write_text(table)
     print(table)
 
 

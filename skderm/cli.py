@@ -218,13 +218,19 @@ def _check_param_names(params: dict) -> None:
 def _make_classifier(args):
     """A LesionClassifier from the common options of train and cv, --param last."""
     from skderm import LesionClassifier
+    from skderm.recipes import RECIPES
 
     params = _parse_params(args.param)
     _check_param_names(params)
-    base = {"backbone": args.backbone, "max_epochs": args.epochs,
-            "random_state": args.seed, "verbose": 0 if args.quiet else 1,
-            # long work shows batches and decoded images; --quiet silences it
-            "progress_bar": not args.quiet}
+    # the recipe first, then the options given, then --param
+    base = dict(RECIPES[args.recipe])
+    if args.backbone is not None:
+        base["backbone"] = args.backbone
+    if args.epochs is not None:
+        base["max_epochs"] = args.epochs
+    base.update({"random_state": args.seed, "verbose": 0 if args.quiet else 1,
+                 # long work shows batches and decoded images; --quiet silences it
+                 "progress_bar": not args.quiet})
     if args.weights is not None:
         base["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.image_size is not None:
@@ -458,13 +464,18 @@ def cmd_cv(args) -> int:
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", required=True,
                    help="a HAM10000 folder (metadata CSV + images)")
-    p.add_argument("--backbone", default="tf_efficientnet_lite0",
-                   help="a name from `skderm backbones`")
+    p.add_argument("--recipe", choices=("cpu", "defaults"), default="cpu",
+                   help="starting settings (skderm.recipes): 'cpu' (default) fine-tunes "
+                        "EfficientNet-Lite0 at 112x150 for 12 epochs; 'defaults' is "
+                        "LesionClassifier's defaults; the options below override it")
+    p.add_argument("--backbone", default=None,
+                   help="a name from `skderm backbones` (default: the recipe's)")
     p.add_argument("--weights", default=None,
                    help="'imagenet' (default), a weights file, or 'none' (random start)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="resize images to H x W (default: the backbone's input size)")
+                   help="resize images to H x W (default: the recipe's, else the "
+                        "backbone's input size)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="any LesionClassifier parameter, repeatable "
                         "(hidden_units=256, freeze=backbone, optimizer__weight_decay=0.01)")

@@ -1,0 +1,48 @@
+"""Named recipes, and `skderm train`/`cv` starting from the "cpu" one."""
+
+from __future__ import annotations
+
+import pytest
+
+from skderm.cli import _make_classifier, build_parser
+from skderm.recipes import RECIPES, make_recipe
+
+# run settings that the command line sets itself
+_RUN = {"verbose", "progress_bar", "checkpoint_dir", "random_state"}
+
+
+def _model_params(clf) -> dict:
+    return {k: v for k, v in clf.get_params(deep=False).items() if k not in _RUN}
+
+
+def test_make_recipe_applies_the_recipe_and_overrides():
+    clf = make_recipe("cpu", max_epochs=3)
+    params = clf.get_params()
+    for name, value in RECIPES["cpu"].items():
+        if name != "max_epochs":
+            assert params[name] == value
+    assert params["max_epochs"] == 3 and params["lr_schedule"] == "cosine"
+
+
+def test_unknown_recipe_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown recipe 'gpu'.*'cpu'"):
+        make_recipe("gpu")
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_cli_without_options_builds_the_cpu_recipe(command, tmp_path):
+    extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
+    args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
+    assert _model_params(_make_classifier(args)) == _model_params(make_recipe("cpu"))
+
+
+def test_cli_options_override_the_recipe(tmp_path):
+    args = build_parser().parse_args(
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "4",
+         "--backbone", "tiny", "--image-size", "32", "48", "--param", "class_weight=None"])
+    params = _make_classifier(args).get_params()
+    assert (params["max_epochs"], params["backbone"], params["image_size"]) == (4, "tiny", (32, 48))
+    assert params["class_weight"] is None and params["lr_schedule"] == "cosine"
+    defaults = build_parser().parse_args(
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--recipe", "defaults"])
+    assert _make_classifier(defaults).get_params()["lr_schedule"] == "constant"
