@@ -292,14 +292,21 @@ def hand_loader(cfg, images, y, *, shuffle: bool):
 
 def build_net(cfg, n_classes: int) -> LesionNet:
     backbone, n_features, spec = build_backbone(cfg.backbone, cfg.weights)
-    return LesionNet(backbone, n_features, n_classes, spec.mean, spec.std)
+    net = LesionNet(backbone, n_features, n_classes, spec.mean, spec.std)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
+
+
+def memory_format(cfg, xb: torch.Tensor) -> torch.Tensor:
+    # the same layout skderm uses, so only the code around the network differs
+    return xb.contiguous(memory_format=torch.channels_last) if cfg.channels_last else xb
 
 
 def make_classifier(cfg, augment: bool, **overrides) -> LesionClassifier:
     params = dict(backbone=cfg.backbone, weights=cfg.weights, image_size=cfg.size,
                   batch_size=cfg.batch_size, max_epochs=cfg.epochs, lr=cfg.lr,
                   augmentation="default" if augment else "none", valid_size=None,
-                  verbose=0, random_state=cfg.seed, device="cpu")
+                  verbose=0, random_state=cfg.seed, device="cpu",
+                  channels_last=cfg.channels_last)
     params.update(overrides)
     return LesionClassifier(**params)
 
@@ -331,6 +338,7 @@ def fit_handwritten(cfg, X, y, augment: bool):
         for xb, yb in loader:
             if augment_batch is not None:
                 xb = augment_batch(xb)  # uint8 batch -> augmented float in [0, 1]
+            xb = memory_format(cfg, xb)
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(model(xb), yb)
             loss.backward()
@@ -369,7 +377,7 @@ def predict_handwritten(model: nn.Module, X, cfg):
         # entered per batch: a grad mode held across a yield would leak into the
         # other side's batches
         with torch.inference_mode():
-            out.append(torch.softmax(model(xb), dim=1))
+            out.append(torch.softmax(model(memory_format(cfg, xb)), dim=1))
         yield
     return {"proba": torch.cat(out).numpy()}
 
@@ -636,7 +644,8 @@ def spawn_worker(cfg, side: str, n_images: int) -> dict:
         cmd += ["--data-root", cfg.data_root]
     if cfg.memory_augment:
         cmd.append("--memory-augment")
-    cmd += ["--hand-collate", cfg.hand_collate]
+    cmd += ["--hand-collate", cfg.hand_collate,
+            "--channels-last", "on" if cfg.channels_last else "off"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"memory worker {side} n={n_images} failed:\n{done.stderr[-3000:]}")
@@ -755,6 +764,8 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--augmentation", choices=("both", "none", "default"), default="both")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels-last", choices=("on", "off"), default="on",
+                   help="memory format of both sides (on: skderm's CPU default)")
     p.add_argument("--hand-collate", choices=("numpy", "torch"), default="numpy",
                    help="hand-written batch assembly: one np.stack per batch (default), or "
                         "a tensor per item and torch's default_collate")
@@ -776,6 +787,7 @@ def parse_args(argv):
     if cfg.n_images is None and not memory:
         cfg.n_images = 128
     cfg.size = tuple(cfg.image_size)
+    cfg.channels_last = cfg.channels_last == "on"
     cfg.augment_modes = {"both": (False, True), "none": (False,), "default": (True,)}[
         cfg.augmentation]
     return cfg
