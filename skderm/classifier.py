@@ -39,9 +39,11 @@ from skderm._checkpoint import (
     restore_checkpoint,
 )
 from skderm.backbones import build_backbone, get_backbone
+from skderm.exceptions import DatasetError
 from skderm.inputs import (
     LesionDataset,
     check_labels,
+    check_metadata_at_predict,
     class_weights,
     collate,
     decode,
@@ -544,6 +546,7 @@ class LesionClassifier(NeuralNetClassifier):
             enc = self.metadata_encoder_.fit_transform(frame)
             self.n_metadata_ = enc.shape[1]
         else:
+            check_metadata_at_predict(frame, self.metadata_encoder_)
             enc = self.metadata_encoder_.transform(frame)
         return np.asarray(enc, dtype=np.float32)
 
@@ -551,7 +554,7 @@ class LesionClassifier(NeuralNetClassifier):
         inp = parse_X(X, path_column=self.path_column, group_column=self.group_column,
                       require_metadata=list(self.metadata_columns or []))
         if inp.n == 0:
-            raise ValueError("X is empty: it holds no images")
+            raise DatasetError("X is empty: it holds no images; pass at least one row")
         if y is not None and len(y) != inp.n:
             raise ValueError(f"X has {inp.n} rows but y has {len(y)} labels")
         size = self._image_size() if fit else self.image_size_

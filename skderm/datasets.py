@@ -109,9 +109,11 @@ def load_ham10000(
     Raises
     ------
     DatasetError
-        When ``root`` or the CSV is missing, a required column is absent, a
-        value is invalid (unknown ``dx``, a lesion with two diagnoses,
-        duplicated ``image_id``) or listed images are not on disk.
+        When ``root`` or the CSV is missing, the CSV lists no images, a
+        required column is absent or appears twice, a value is invalid
+        (unknown ``dx``, an age that is not a finite non-negative number, a
+        lesion with two diagnoses, duplicated ``image_id``) or listed images
+        are not on disk.
     """
     root, csv_path = _resolve_paths(root, csv)
     frame = _read_metadata(csv_path)
@@ -163,11 +165,22 @@ def _read_metadata(csv_path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DatasetError(f"cannot read metadata CSV {str(csv_path)!r}: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
+    # " age" and "age" become one name once trimmed: which one is meant is a guess
+    twice = sorted({c for c in frame.columns[frame.columns.duplicated()] if c in REQUIRED_COLUMNS})
+    if twice:
+        raise DatasetError(
+            f"metadata CSV {str(csv_path)!r} has several columns named {twice} (spaces "
+            f"around names are ignored); found {list(frame.columns)}; keep one of each"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(
             f"metadata CSV {str(csv_path)!r} lacks required column(s) {missing}; "
             f"found {list(frame.columns)}; expected {list(REQUIRED_COLUMNS)}"
+        )
+    if frame.empty:
+        raise DatasetError(
+            f"metadata CSV {str(csv_path)!r} has a header but no rows: it lists no images"
         )
     extra = [c for c in frame.columns if c not in REQUIRED_COLUMNS and c != "path"]
     frame = frame[list(REQUIRED_COLUMNS) + extra].copy()
@@ -188,6 +201,15 @@ def _parse_age(frame: pd.DataFrame, csv_path: Path) -> pd.Series:
         raise DatasetError(
             f"{int(bad.sum())} age value(s) in {str(csv_path)!r} are not numbers, e.g. {values}; "
             "leave missing ages empty"
+        )
+    # "inf", "1e400" and "-3" parse as numbers but are no age; the metadata
+    # encoder would fail on them much later, far from the CSV
+    impossible = ~np.isfinite(age.fillna(0)) | (age < 0)
+    if impossible.any():
+        values = sorted(set(text[impossible]))[:5]
+        raise DatasetError(
+            f"{int(impossible.sum())} age value(s) in {str(csv_path)!r} are not finite "
+            f"non-negative numbers, e.g. {values}; fix them or leave them empty"
         )
     return age
 

@@ -11,10 +11,18 @@
 that into ``uint8`` arrays of one size through :mod:`skderm.images` (and its
 cache); :class:`LesionDataset` serves them to a DataLoader as ``uint8``
 tensors, augmented only when it is given a transform.
+
+Errors: :func:`parse_X` raises :class:`~skderm.exceptions.DatasetError` (a
+``ValueError``) for any ``X`` it cannot read, naming the column, row or value;
+:func:`check_labels` raises ``ValueError`` for unusable labels; decoding
+raises :class:`~skderm.exceptions.ImageError` (a ``ValueError``) naming the
+file. Nothing else is raised on purpose.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -22,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from skderm.exceptions import DatasetError
 from skderm.images import load_images, resize_array
 
 __all__ = [
@@ -31,6 +40,8 @@ __all__ = [
     "LesionDataset",
     "collate",
     "check_labels",
+    "check_metadata",
+    "check_metadata_at_predict",
     "class_weights",
     "metadata_encoder",
 ]
@@ -48,53 +59,317 @@ class LesionInput:
 def _paths_from(values, where: str) -> list[str]:
     out = []
     for i, v in enumerate(values):
-        if isinstance(v, (str, os.PathLike)) and os.fspath(v):
-            out.append(os.fspath(v))
-        else:
-            raise ValueError(f"{where}: row {i} holds {v!r}, not an image path; drop "
-                             "rows without an image before fitting")
+        path = os.fspath(v) if isinstance(v, (str, os.PathLike)) else None
+        if not isinstance(path, str) or not path:
+            raise DatasetError(f"{where}: row {i} holds {v!r}, not an image path; drop "
+                               "rows without an image before fitting")
+        if "\0" in path:
+            # the OS refuses such names; say which row instead of failing inside os.stat
+            raise DatasetError(f"{where}: row {i} holds {path!r}, which contains a NUL "
+                               "character and cannot name a file")
+        out.append(path)
     return out
+
+
+def _column(X: pd.DataFrame, name) -> pd.Series:
+    """``X[name]`` as one Series, refusing a name that several columns share."""
+    if not isinstance(X.columns.get_loc(name), (int, np.integer)):
+        raise DatasetError(f"X has several columns named {name!r}; rename or drop all but "
+                           f"one (columns: {list(X.columns)})")
+    return X[name]
+
+
+def _groups_from(X: pd.DataFrame, column) -> np.ndarray:
+    groups = _column(X, column).to_numpy()
+    missing = pd.isna(groups)
+    if missing.any():
+        raise DatasetError(f"X[{column!r}] has {int(missing.sum())} missing value(s) (first "
+                           f"rows {np.flatnonzero(missing)[:5].tolist()}); every image needs "
+                           "a lesion id so splits can keep a lesion together")
+    kinds = _kinds(groups)
+    if len(kinds) > 1 or not kinds <= {"text", "number"}:
+        raise DatasetError(f"X[{column!r}] must hold lesion ids of one type (all text or all "
+                           f"numbers), but it holds {_describe_kinds(groups)}; convert it "
+                           f"with X[{column!r}].astype(str)")
+    return groups
 
 
 def parse_X(X, *, path_column: str = "path", group_column: str | None = "lesion_id",
             require_metadata: list[str] | None = None) -> LesionInput:
-    """Read ``X`` (see module docstring) without decoding anything."""
+    """Read ``X`` (see module docstring) without decoding anything.
+
+    Parameters
+    ----------
+    X : DataFrame, sequence of paths or uint8 array
+        What the user passed as ``X``.
+    path_column : str, default="path"
+        Column of a DataFrame ``X`` holding image paths.
+    group_column : str or None, default="lesion_id"
+        Column holding lesion ids; read when present.
+    require_metadata : list of str or None, default=None
+        Metadata columns that must be in ``X``; they are checked with
+        :func:`check_metadata` and returned normalised in ``frame``.
+
+    Returns
+    -------
+    LesionInput
+
+    Raises
+    ------
+    DatasetError
+        ``X`` is of an unsupported type or shape, lacks a column, has two
+        columns of one name, a row without an image path or a lesion id, or a
+        metadata column :func:`check_metadata` refuses.
+    """
     if isinstance(X, pd.DataFrame):
         if path_column not in X.columns:
-            raise ValueError(
+            raise DatasetError(
                 f"X has no image-path column {path_column!r} (columns: {list(X.columns)}); "
                 f"pass path_column=<name of the column holding image paths>")
-        missing = [c for c in (require_metadata or []) if c not in X.columns]
+        metadata = list(require_metadata or [])
+        missing = [c for c in metadata if c not in X.columns]
         if missing:
-            raise ValueError(f"metadata_columns {missing} are not in X (columns: "
-                             f"{list(X.columns)})")
+            raise DatasetError(f"metadata_columns {missing} are not in X (columns: "
+                               f"{list(X.columns)})")
         groups = None
         if group_column is not None and group_column in X.columns:
-            groups = X[group_column].to_numpy()
-            if pd.isna(groups).any():
-                raise ValueError(f"X[{group_column!r}] has missing values; every image needs "
-                                 "a lesion id so splits can keep a lesion together")
-        return LesionInput(n=len(X), paths=_paths_from(X[path_column].tolist(),
-                                                        f"X[{path_column!r}]"),
-                           groups=groups, frame=X)
+            groups = _groups_from(X, group_column)
+        paths = _paths_from(_column(X, path_column).tolist(), f"X[{path_column!r}]")
+        frame = X
+        if metadata:
+            frame = X.copy(deep=False)
+            for name, values in _normalise_metadata(X, metadata).items():
+                frame[name] = values
+        return LesionInput(n=len(X), paths=paths, groups=groups, frame=frame)
     if require_metadata:
-        raise ValueError(f"metadata_columns={require_metadata} needs X as a DataFrame, got "
-                         f"{type(X).__name__}")
+        raise DatasetError(f"metadata_columns={require_metadata} needs X as a DataFrame, got "
+                           f"{type(X).__name__}")
     if isinstance(X, pd.Series):
         return LesionInput(n=len(X), paths=_paths_from(X.tolist(), "X"))
     if isinstance(X, (list, tuple)):
         return LesionInput(n=len(X), paths=_paths_from(X, "X"))
-    arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    try:
+        arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise DatasetError(f"X must be a DataFrame with a {path_column!r} column, a list of "
+                           f"image paths, or uint8 images; numpy cannot read this "
+                           f"{type(X).__name__}: {exc}") from None
     if arr.dtype == np.uint8 and arr.ndim in (3, 4):
         if arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"uint8 images must be (n, H, W, 3), got shape {arr.shape}")
+            raise DatasetError(f"uint8 images must be (n, H, W, 3), got shape {arr.shape}")
         return LesionInput(n=len(arr), arrays=arr)
     if arr.dtype.kind in "OUS" and (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1)):
         return LesionInput(n=len(arr), paths=_paths_from(arr.reshape(-1).tolist(), "X"))
-    raise ValueError(
+    raise DatasetError(
         f"X must be a DataFrame with a {path_column!r} column, a list/array of image paths, "
         f"or uint8 images of shape (n, H, W, 3); got {type(X).__name__} with dtype "
         f"{getattr(arr, 'dtype', '?')} and shape {getattr(arr, 'shape', '?')}")
+
+
+# ---------------------------------------------------------------------------
+# metadata columns
+# ---------------------------------------------------------------------------
+
+# Spellings of "not known" in real metadata tables (HAM10000 writes "unknown").
+_PLACEHOLDERS = frozenset({"", "unknown", "nan", "na", "n/a", "none", "null", "missing",
+                           "?", "-"})
+
+
+def _kind(value) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Real):
+        return "number"
+    return type(value).__name__
+
+
+def _kinds(values) -> set[str]:
+    return {_kind(v) for v in values if not _is_missing(v)}
+
+
+def _is_missing(value) -> bool:
+    # pd.isna on a list or an array answers elementwise: only scalars can be missing
+    if value is None or isinstance(value, (float, np.floating)):
+        return value is None or math.isnan(value)
+    return value is pd.NA or value is pd.NaT
+
+
+def _describe_kinds(values) -> str:
+    examples = {}
+    for v in values:
+        if not _is_missing(v):
+            examples.setdefault(_kind(v), v)
+    return " and ".join(f"{kind} ({examples[kind]!r})" for kind in sorted(examples))
+
+
+def _number_like(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _metadata_problem(series: pd.Series) -> str | None:
+    """Why the encoder cannot take ``series`` as it is, or None."""
+    dtype = series.dtype
+    if pd.api.types.is_complex_dtype(dtype):
+        return "holds complex numbers; metadata must be real numbers or text"
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        infinite = np.flatnonzero(np.isinf(values))
+        if len(infinite):
+            return (f"holds infinite values (first rows {infinite[:5].tolist()}); replace "
+                    "them with NaN, which is imputed, or with a number")
+        return None
+    if isinstance(dtype, pd.CategoricalDtype):
+        # a categorical dtype is a deliberate choice, so text categories that
+        # look like numbers ("1", "2") are fine; other types break the imputer
+        if not _kinds(dtype.categories) <= {"text"}:
+            return (f"has categories that are not text: {_describe_kinds(dtype.categories)}; "
+                    "one-hot encoding needs text categories: use "
+                    "column.astype(str).astype('category')")
+        return None
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        return (f"has dtype {dtype}, which is neither numbers nor text; convert it to a "
+                "number (e.g. an age in years) or to text")
+    values = series.to_numpy(dtype=object)
+    kinds = _kinds(values)
+    if not kinds <= {"text", "number", "bool"}:
+        return (f"holds {_describe_kinds(values)} values; each value must be one number or "
+                "one piece of text")
+    if len(kinds) > 1:
+        return (f"mixes {_describe_kinds(values)}; make it all numbers "
+                "(pd.to_numeric(column, errors='coerce') turns text into NaN, which is "
+                "imputed) or all text (column.astype(str))")
+    if kinds == {"number"}:
+        return ("holds numbers stored with dtype object; convert it with "
+                "pd.to_numeric(column) to use it as a number, or .astype('category') to "
+                "one-hot encode it")
+    if kinds == {"text"}:
+        present = [v for v in pd.unique(values) if isinstance(v, str)]
+        numeric = [v for v in present if _number_like(v)]
+        if numeric and all(v in numeric or v.strip().lower() in _PLACEHOLDERS
+                           for v in present):
+            shown = sorted(present, key=lambda v: (v not in numeric, v))[:3]
+            other = [v for v in present if v not in numeric][:2]
+            return (f"holds numbers written as text (e.g. {shown + other}); convert it with "
+                    "pd.to_numeric(column, errors='coerce') so it is used as a number "
+                    "(missing values are imputed), or .astype('category') to one-hot "
+                    "encode it")
+    return None
+
+
+def check_metadata(frame: pd.DataFrame, columns: list[str] | None = None) -> None:
+    """Refuse metadata columns the encoder would misread or fail on.
+
+    Numeric columns are used as numbers (missing values imputed) and must be
+    finite; boolean, categorical and text columns are one-hot encoded and
+    must hold values of one type (categorical columns: text categories).
+    Columns of dates, complex numbers, lists or dicts, text and numbers
+    mixed, numbers stored as ``object`` and numbers written as text (``"45"``,
+    ``"unknown"``) are refused: each would be silently one-hot encoded as
+    categories or fail deep inside scikit-learn. To one-hot encode numbers on
+    purpose, make the column categorical with text categories.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table holding the columns.
+    columns : list of str or None, default=None
+        Columns to check; ``None`` checks all.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first column refused, what it holds and how to fix it.
+    """
+    columns = list(frame.columns) if columns is None else list(columns)
+    for name in columns:
+        if not isinstance(name, str):
+            raise DatasetError(f"metadata column names must be text, got {name!r} "
+                               f"({type(name).__name__}); rename the column")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise DatasetError(f"metadata_columns lists {twice} more than once")
+    for name in columns:
+        problem = _metadata_problem(_column(frame, name))
+        if problem:
+            raise DatasetError(f"metadata column {name!r} {problem}")
+
+
+def check_metadata_at_predict(frame: pd.DataFrame, encoder) -> None:
+    """Refuse text in a column that a fitted encoder learned as numbers.
+
+    :func:`check_metadata` judges one table alone; only the fitted encoder
+    knows that ``age`` was numeric at fit time, so that ``"unknown"`` in it
+    now is an error rather than a category.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Metadata columns at predict time, as :func:`parse_X` returns them.
+    encoder : fitted metadata encoder
+        The ``ColumnTransformer`` of :func:`metadata_encoder`, or a loaded
+        model's plain encoder (``parts`` with ``kind="numeric"``).
+
+    Raises
+    ------
+    DatasetError
+        Naming the column and the text values found in it.
+    """
+    for name in _numeric_columns(encoder):
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) and \
+                not pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        values = column.to_numpy(dtype=object)
+        present = [v for v in values if not _is_missing(v)]
+        if present:
+            raise DatasetError(
+                f"metadata column {name!r} held numbers when the model was fitted but now "
+                f"holds {_describe_kinds(present)}; pass numbers, or NaN where the value is "
+                "unknown (it is imputed as at fit time)")
+
+
+def _numeric_columns(encoder) -> list[str]:
+    if hasattr(encoder, "transformers_"):  # a fitted ColumnTransformer
+        return [c for name, _, cols in encoder.transformers_ if name == "num" for c in cols]
+    return [c for part in getattr(encoder, "parts", []) if part.get("kind") == "numeric"
+            for c in part["columns"]]
+
+
+def _normalise_metadata(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
+    """Checked metadata columns in the two forms :func:`metadata_encoder` reads.
+
+    Numeric columns become ``float64`` (NaN for missing); categorical columns
+    (text categories) stay as they are; all others become ``object`` text
+    (booleans as ``"True"``/``"False"``) with every missing value (None, NaN,
+    ``pd.NA``) as NaN, so ``None`` and NaN fall into the same "missing"
+    category at fit and at predict time, and the one-hot encoder never sees
+    text and booleans mixed. The rule depends on the dtype only, never on the
+    values.
+    """
+    check_metadata(frame, columns)
+    out = {}
+    for name in columns:
+        col = frame[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            out[name] = col
+        elif (pd.api.types.is_numeric_dtype(col.dtype)
+              and not pd.api.types.is_bool_dtype(col.dtype)):
+            out[name] = pd.Series(col.to_numpy(dtype=float, na_value=np.nan),
+                                  index=col.index, name=name)
+        else:
+            values = col.to_numpy(dtype=object, copy=True)
+            missing = pd.isna(values)
+            values[~missing] = [str(v) for v in values[~missing]]
+            values[missing] = np.nan
+            out[name] = pd.Series(values, index=col.index, name=name, dtype=object)
+    return out
 
 
 def decode(inp: LesionInput, size: tuple[int, int], *, progress: bool = False
@@ -177,7 +452,27 @@ def collate(batch):
 
 
 def check_labels(y) -> np.ndarray:
-    """Validate class labels: 1-D, no missing values, discrete, at least two classes."""
+    """Validate class labels: 1-D, no missing values, discrete, at least two classes.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels: text (``"mel"``), integers, booleans, or a pandas
+        ``Categorical`` (its values are the labels; unused categories are not
+        classes).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        The labels (text as a numpy ``str`` array).
+
+    Raises
+    ------
+    ValueError
+        ``y`` is None, not 1-D, has missing labels (their count and first
+        positions are named), mixes text and numbers, holds bytes or
+        containers, is continuous, or holds only one class (named).
+    """
     import warnings
 
     from sklearn.exceptions import DataConversionWarning
@@ -188,6 +483,10 @@ def check_labels(y) -> np.ndarray:
                          "pass one label per image (e.g. data.target)")
     if isinstance(y, (pd.Series, pd.Index)):
         y = y.to_numpy()
+    if isinstance(y, (list, tuple)):
+        # np.asarray(["mel", None]) would turn None into the class "None", and
+        # ["mel", 1] into ["mel", "1"]: look at the values before numpy does
+        y = np.asarray(y, dtype=object)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn("A column-vector y was passed when a 1d array was expected; it was "
@@ -196,11 +495,26 @@ def check_labels(y) -> np.ndarray:
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
-    if pd.isna(y).any():
-        raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels (NaN/None); drop "
-                         "those images or label them")
-    if y.dtype.kind == "O" and all(isinstance(v, str) for v in y):
-        y = y.astype(str)
+    missing = np.flatnonzero([_is_missing(v) for v in y]) if y.dtype == object \
+        else np.flatnonzero(pd.isna(y))
+    if len(missing):
+        raise ValueError(f"y has {len(missing)} missing label(s) (NaN/None) at position(s) "
+                         f"{missing[:10].tolist()}{' ...' if len(missing) > 10 else ''}; "
+                         "drop those images or label them")
+    if y.dtype.kind == "S":
+        raise ValueError(f"y holds bytes labels such as {y[0]!r}; decode them to text, e.g. "
+                         "np.char.decode(y)")
+    if y.dtype == object:
+        kinds = _kinds(y)
+        if "bytes" in kinds:
+            raise ValueError(f"y holds bytes labels such as {_describe_kinds(y)}; decode them "
+                             "to text, e.g. [v.decode() for v in y]")
+        if not kinds <= {"text", "number", "bool"} or len(kinds) > 1:
+            raise ValueError(f"y must hold labels of one type (all text or all numbers), but "
+                             f"it holds {_describe_kinds(y)}; convert it, e.g. "
+                             "y.astype(str)")
+        # one kind: let numpy pick the matching dtype (str, int, float or bool)
+        y = np.asarray(y.tolist())
     if type_of_target(y) == "continuous":
         raise ValueError(f"Unknown label type: continuous (y looks like a regression target, "
                          f"e.g. {y[:3].tolist()}); pass class labels such as 'mel' or 0..6")
@@ -226,11 +540,35 @@ def class_weights(class_weight, y, classes) -> np.ndarray | None:
 
 
 def metadata_encoder(frame: pd.DataFrame):
+    """An unfitted encoder of metadata columns into numbers for the network's head.
+
+    Numeric columns are imputed (median, plus a missing-value indicator) and
+    standardised; all others (text, boolean, categorical) are imputed with the
+    category ``"missing"`` and one-hot encoded, categories unseen at fit time
+    encoding as all zeros.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The metadata columns, as :func:`parse_X` returns them in ``frame``
+        (numeric columns ``float64``, the others ``object``); checked with
+        :func:`check_metadata`.
+
+    Returns
+    -------
+    sklearn.compose.ColumnTransformer
+
+    Raises
+    ------
+    DatasetError
+        A column :func:`check_metadata` refuses.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    check_metadata(frame)
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
     other = [c for c in frame.columns if c not in numeric]
@@ -240,6 +578,9 @@ def metadata_encoder(frame: pd.DataFrame):
                                            StandardScaler()), numeric))
     if other:
         parts.append(("cat", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="missing"),
+            # keep a column that is empty at fit time (as the category "missing"):
+            # dropped, it would leave the one-hot encoder with no column at all,
+            # or out of step with the column list a saved model records
+            SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True),
             OneHotEncoder(handle_unknown="ignore", sparse_output=False)), other))
     return ColumnTransformer(parts, sparse_threshold=0.0)
