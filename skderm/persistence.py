@@ -55,6 +55,8 @@ FORMAT_VERSION = 1
 # loaded model must not look for (or download) ImageNet weights; a checkpoint
 # folder belongs to the machine that trained it
 _NOT_SAVED = ("weights", "checkpoint_dir")
+# skderm.accelerate.AcceleratedLesionClassifier's own settings: the run's, not the model's
+_ACCELERATE_ONLY = ("accelerator", "unwrap_after_train", "callbacks__print_log__sink")
 
 
 # --------------------------------------------------------------------------
@@ -87,6 +89,10 @@ def _split_params(clf) -> tuple[dict, dict]:
     for name, value in clf.get_params(deep=False).items():
         if name in _NOT_SAVED or name.startswith("_"):
             continue
+        if name in _ACCELERATE_ONLY:
+            continue  # an AcceleratedLesionClassifier loads as a plain LesionClassifier
+        if name == "device" and value is None:
+            value = "auto"  # Accelerate places the model itself (device=None)
         try:
             kept[name] = _plain(value)
         except TypeError:

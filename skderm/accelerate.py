@@ -1,0 +1,430 @@
+"""LesionClassifier on several GPUs or machines, through Hugging Face Accelerate.
+
+:class:`AcceleratedLesionClassifier` is :class:`~skderm.LesionClassifier` with
+skorch's :class:`skorch.hf.AccelerateMixin`: an :class:`accelerate.Accelerator`
+places the network, wraps it for distributed data parallel training when the
+script runs under ``accelerate launch`` (or ``torchrun``) and shards the
+training batches across the processes. Run on one device it trains exactly as
+:class:`~skderm.LesionClassifier` does.
+
+Accelerate is optional: importing this module works without it, fitting with
+the default ``accelerator=None`` raises an :class:`ImportError` that says what
+to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from numbers import Integral
+
+import torch
+from skorch.callbacks import EarlyStopping, LRScheduler, PrintLog
+from skorch.hf import AccelerateMixin
+
+from skderm.classifier import LesionClassifier
+
+__all__ = ["AcceleratedLesionClassifier"]
+
+_INSTALL = ("AcceleratedLesionClassifier needs Hugging Face Accelerate, which is not "
+            "installed: pip install accelerate (or pip install 'skderm[accelerate]')")
+
+
+def _default_accelerator():
+    """``accelerate.Accelerator()``: configured by ``accelerate launch`` or its config file."""
+    try:
+        from accelerate import Accelerator
+    except ImportError as exc:
+        raise ImportError(_INSTALL) from exc
+    return Accelerator()
+
+
+def _no_print(*args, **kwargs) -> None:
+    """The log sink of every process but the main one: print each line once."""
+
+
+def _with_accelerator(method):
+    """Run ``method`` with ``self.accelerator`` resolved from ``None``.
+
+    ``accelerator=None`` must stay what ``get_params`` returns (sklearn's clone
+    contract), so the default Accelerator, created once per estimator and kept
+    in ``accelerator_``, is swapped in only for the duration of the call.
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._accelerator_resolved():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _forget(accelerator, *objects) -> None:
+    """Drop ``accelerator``'s own references to ``objects`` (compared by identity).
+
+    ``Accelerator.prepare`` keeps every network, optimizer and DataLoader it
+    prepares, for its own ``save_state`` (which skderm does not use). Every fit
+    prepares new ones: without this, an Accelerator shared by the clones of a
+    search would keep every network of the search, and its data, alive.
+    """
+    for attr in ("_models", "_optimizers", "_dataloaders"):
+        kept = getattr(accelerator, attr, None)
+        if isinstance(kept, list):
+            kept[:] = [o for o in kept if not any(o is x for x in objects)]
+
+
+class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
+    """:class:`~skderm.LesionClassifier` trained through Hugging Face Accelerate.
+
+    The same estimator, parameters and results as ``LesionClassifier``; the
+    device, distributed data parallel training over several GPUs or machines,
+    gradient accumulation and mixed precision come from an
+    :class:`accelerate.Accelerator`. Start the script with ``accelerate launch``
+    (see :doc:`/user_guide/scaling`): each process trains on its shard of every
+    batch and the gradients are averaged.
+
+    Parameters
+    ----------
+    accelerator : accelerate.Accelerator or None, default=None
+        ``None`` creates ``Accelerator()`` at the first fit, configured by
+        ``accelerate launch`` or ``accelerate config``; pass
+        ``Accelerator(cpu=True)``, ``Accelerator(mixed_precision="bf16")`` or
+        ``Accelerator(gradient_accumulation_steps=4)`` to choose. Clones
+        (``GridSearchCV``, ``cross_validate``) share the instance passed here:
+        a deep copy of an Accelerator loses track of its batches.
+    unwrap_after_train : bool, default=True
+        Return the network unwrapped from the Accelerator after ``fit``, so the
+        fitted estimator pickles and :func:`~skderm.save_model` saves it. Set
+        ``False`` only to continue training with ``partial_fit`` in the same
+        distributed run.
+    device : None, default=None
+        The Accelerator places everything; skorch must not. Any other value
+        raises unless the Accelerator was built with ``device_placement=False``.
+    **kwargs
+        Every :class:`~skderm.LesionClassifier` parameter (``backbone``,
+        ``lr``, ``max_epochs``, ``random_state`` ...).
+
+    Attributes
+    ----------
+    accelerator_ : accelerate.Accelerator
+        The Accelerator created for ``accelerator=None`` (not pickled: an
+        unpickled model creates a new one when it is used).
+
+    Notes
+    -----
+    ``mixed_precision="auto"`` follows the Accelerator: when it was built with
+    ``mixed_precision="bf16"`` or ``"fp16"`` it does the autocasting (and fp16
+    loss scaling), otherwise skderm's own rule applies (bfloat16 on CUDA).
+
+    Only training batches are sharded across processes. Validation and
+    prediction run whole on every process: every process records the same
+    validation scores (so early stopping and the restored best epoch agree)
+    and ``predict_proba`` returns all rows everywhere.
+
+    With more than one process, fitting refuses settings under which the
+    processes would disagree: ``valid_size`` without a ``random_state`` (each
+    process would draw another internal validation split), ``freeze=N``
+    (distributed data parallel fixes the trainable parameters when it wraps
+    the network, so the backbone cannot be unfrozen mid-training) and
+    ``checkpoint_dir`` (every process would write the same file).
+
+    Examples
+    --------
+    >>> from accelerate import Accelerator
+    >>> from skderm import make_lesions
+    >>> from skderm.accelerate import AcceleratedLesionClassifier
+    >>> data = make_lesions(60, image_size=(48, 64), random_state=0)
+    >>> clf = AcceleratedLesionClassifier(accelerator=Accelerator(cpu=True), backbone="tiny",
+    ...                                   weights=None, image_size=32, max_epochs=2, verbose=0)
+    >>> clf.fit(data.data, data.target).predict_proba(data.data[:3]).shape
+    (3, 7)
+    """
+
+    def __init__(self, *, accelerator=None, unwrap_after_train: bool = True, device=None,
+                 **kwargs):
+        super().__init__(accelerator=accelerator, unwrap_after_train=unwrap_after_train,
+                         device=device, **kwargs)
+        if "callbacks__print_log__sink" not in kwargs:
+            # the mixin stores its default, "auto", as a parameter that
+            # get_params(deep=True) then contradicts (the PrintLog callback's
+            # own sink); _initialize_callbacks picks the sink instead
+            del self.__dict__["callbacks__print_log__sink"]
+            self._params_to_validate.discard("callbacks__print_log__sink")
+
+    # ------------------------------------------------------------------
+    # the accelerator and the device
+    # ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _accelerator_resolved(self):
+        requested = self.__dict__.get("accelerator")
+        if requested is not None:
+            yield
+            return
+        if self.__dict__.get("accelerator_") is None:
+            self.accelerator_ = _default_accelerator()
+        self.__dict__["accelerator"] = self.accelerator_
+        try:
+            yield
+        finally:
+            self.__dict__["accelerator"] = requested
+
+    @contextlib.contextmanager
+    def _on_accelerator_device(self):
+        # LesionClassifier reads self.device for pinned memory, autocast and
+        # channels_last; the Accelerator's device answers those questions here
+        if self.__dict__.get("device") is not None:
+            yield
+            return
+        self.__dict__["device"] = str(self.accelerator.device)
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = None
+
+    def _use_amp(self) -> bool:
+        if getattr(self.accelerator, "mixed_precision", "no") != "no":
+            return False  # the Accelerator's own autocast does it
+        with self._on_accelerator_device():
+            return super()._use_amp()
+
+    def _use_channels_last(self) -> bool:
+        with self._on_accelerator_device():
+            return super()._use_channels_last()
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_": the mixin's private
+        # flag would be copied by clone, and a clone of a net fitted with
+        # unwrap_after_train=False would then never prepare its own network
+        return [k for k in super()._get_param_names() if k != "_wrapped_with_accelerator"]
+
+    def __sklearn_clone__(self):
+        # a deep copy of an Accelerator gets its own GradientState, which the
+        # loaders it prepares do not update (skorch issue #944)
+        accelerator = self.__dict__.get("accelerator")
+        self.__dict__["accelerator"] = None
+        try:
+            clone = super().__sklearn_clone__()
+        finally:
+            self.__dict__["accelerator"] = accelerator
+        clone.__dict__["accelerator"] = accelerator
+        return clone
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("accelerator_", None)  # process-bound: a new one is created when needed
+        return state
+
+    def __setstate__(self, state):
+        if state.get("device") is None:
+            # skorch maps tensors to state["device"] and warns for None; the
+            # Accelerator places the network again when it is next used
+            state["device"] = "cpu"
+            super().__setstate__(state)
+            self.__dict__["device"] = None
+        else:
+            super().__setstate__(state)
+
+    # ------------------------------------------------------------------
+    # checks
+    # ------------------------------------------------------------------
+    def _check_params(self) -> None:
+        super()._check_params()
+        n = int(getattr(self.accelerator, "num_processes", 1))
+        if n <= 1:
+            return
+        validating = self.valid_size is not None and self.train_split is None
+        if validating and self.random_state is None:
+            raise ValueError(
+                f"AcceleratedLesionClassifier random_state=None with {n} processes: each "
+                "process would draw its own internal validation split and they would stop "
+                "at different epochs; pass random_state=<int> (or valid_size=None)")
+        if getattr(self, "checkpoint_dir", None) is not None:
+            raise ValueError(
+                f"AcceleratedLesionClassifier checkpoint_dir={self.checkpoint_dir!r} with {n} "
+                "processes: every process would write the same checkpoint file; train with "
+                "checkpoint_dir=None, or on one process")
+        if isinstance(self.freeze, Integral) and not isinstance(self.freeze, bool) \
+                and self.freeze > 0:
+            raise ValueError(
+                f"AcceleratedLesionClassifier freeze={self.freeze!r} with {n} processes: "
+                "distributed data parallel fixes the trainable parameters when it wraps the "
+                "network, so the backbone cannot be unfrozen during training; use "
+                "freeze='backbone' or 'none', or fit the head first and continue with a "
+                "second estimator")
+
+    # ------------------------------------------------------------------
+    # skorch hooks
+    # ------------------------------------------------------------------
+    def _initialize_callbacks(self):
+        # Not the mixin's version: it stores accelerator.print in the parameter
+        # callbacks__print_log__sink (which a clone then deep-copies), and that
+        # sink prints even with verbose=0. Here the main process prints as
+        # LesionClassifier does and the others print nothing.
+        main = bool(getattr(self.accelerator, "is_main_process", True))
+        sink = self.__dict__.get("callbacks__print_log__sink")
+        auto = isinstance(sink, str) and sink == "auto"  # skorch's spelling, if passed
+        if auto:
+            self.__dict__["callbacks__print_log__sink"] = print if main else _no_print
+        try:
+            super(AccelerateMixin, self)._initialize_callbacks()
+        finally:
+            if auto:
+                self.__dict__["callbacks__print_log__sink"] = "auto"
+        for _, cb in self.callbacks_:
+            if not main and isinstance(cb, (EarlyStopping, PrintLog)) and cb.sink is print:
+                cb.sink = _no_print
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        with self._on_accelerator_device():
+            loader = super(AccelerateMixin, self).get_iterator(dataset, training=training)
+        if not training:
+            # Validation and prediction are not sharded: every process runs
+            # them whole, so every process records the same validation scores
+            # and losses (early stopping and the restored best epoch agree)
+            # and predict_proba returns the same rows everywhere.
+            return loader
+        prepared = self.accelerator.prepare(loader)
+        _forget(self.accelerator, prepared)
+        return prepared
+
+    def evaluation_step(self, batch, training=False):
+        # not the mixin's: its gather_for_metrics is for sharded loaders
+        with self._on_accelerator_device():
+            return super(AccelerateMixin, self).evaluation_step(batch, training=training)
+
+    def validation_step(self, batch, **fit_params):
+        # the batch comes from an unprepared loader: get_loss puts y on the device
+        with self._on_accelerator_device():
+            return super().validation_step(batch, **fit_params)
+
+    def infer(self, x, **fit_params):
+        with self._on_accelerator_device():
+            return super().infer(x, **fit_params)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The mixin unwraps the network here, before the callbacks' own
+        # on_train_end: EarlyStopping would then load the best weights, saved
+        # from the wrapped network ("module." keys under distributed data
+        # parallel), into the unwrapped one. notify unwraps after them.
+        self.accelerator.wait_for_everyone()
+        return super(AccelerateMixin, self).on_train_end(net, X=X, y=y, **kwargs)
+
+    def notify(self, method_name, **cb_kwargs):
+        # every training run (fit, partial_fit, a resumed fit) starts and ends here
+        if method_name == "on_train_begin":
+            self._wrap_network()
+        super().notify(method_name, **cb_kwargs)
+        if method_name == "on_train_end" and self.unwrap_after_train:
+            self._unwrap_network()
+
+    def _initialize_accelerator(self):
+        # the mixin's version, except for the criterion (see _prepare_network)
+        if self._wrapped_with_accelerator:
+            return self
+        self._prepare_network()
+        with self._current_init_context("optimizer"):
+            for name in self._optimizers:
+                optimizer = getattr(self, name + "_")
+                if isinstance(optimizer, torch.optim.Optimizer):
+                    setattr(self, name + "_", self.accelerator.prepare(optimizer))
+        for _, cb in self.callbacks_:
+            if isinstance(cb, LRScheduler):
+                cb.policy_ = self.accelerator.prepare(cb.policy_)
+        self._wrapped_with_accelerator = True
+        return self
+
+    def _prepare_network(self) -> None:
+        for name in self._criteria:
+            criterion = getattr(self, name + "_", None)
+            if not isinstance(criterion, torch.nn.Module):
+                continue
+            if any(p.requires_grad for p in criterion.parameters()):
+                setattr(self, name + "_", self.accelerator.prepare(criterion))
+            elif self.accelerator.device_placement:
+                # a loss has nothing to train, and distributed data parallel
+                # refuses such a module: it only needs its class weights on
+                # the device
+                setattr(self, name + "_", criterion.to(self.accelerator.device))
+        for name in self._modules:
+            module = getattr(self, name + "_", None)
+            if isinstance(module, torch.nn.Module):
+                setattr(self, name + "_", self.accelerator.prepare(module))
+
+    def _wrap_network(self) -> None:
+        # A warm start (or partial_fit) after an unwrapping fit would train
+        # the bare network: without its distributed data parallel wrapper the
+        # processes would silently stop averaging their gradients. The
+        # optimizer stays prepared from the first fit.
+        if not self.initialized_ or self._wrapped_with_accelerator:
+            return
+        self._place_network()
+        self._prepare_network()
+        self._wrapped_with_accelerator = True
+
+    def _unwrap_network(self) -> None:
+        prepared = [getattr(self, name + "_", None)
+                    for name in self._modules + self._criteria + self._optimizers]
+        self._unwrap_accelerator()
+        _forget(self.accelerator, *[p for p in prepared if p is not None])
+
+    def _place_network(self) -> None:
+        # an unpickled model sits on the CPU, and the Accelerator sends
+        # batches to its own device
+        if getattr(self, "_wrapped_with_accelerator", False) or \
+                not getattr(self.accelerator, "device_placement", True):
+            return
+        device = self.accelerator.device
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_", None)
+            if isinstance(module, torch.nn.Module):
+                setattr(self, name + "_", module.to(device))
+
+    # ------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------
+    @_with_accelerator
+    def fit(self, X, y, **fit_params):
+        """Fine-tune on images ``X`` with labels ``y`` (see :meth:`LesionClassifier.fit`).
+
+        Parameters
+        ----------
+        X : DataFrame, array of paths, or uint8 images (n, H, W, 3)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        return super().fit(X, y, **fit_params)
+
+    @_with_accelerator
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training without re-initialising (see skorch's ``partial_fit``)."""
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    @_with_accelerator
+    def initialize(self):
+        """Build the network, optimizer and callbacks and prepare them with the Accelerator."""
+        # new network and optimizer: prepare them even when the previous ones
+        # were left prepared (unwrap_after_train=False)
+        self._wrapped_with_accelerator = False
+        return super().initialize()
+
+    @_with_accelerator
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_`` (all rows, on every process)."""
+        return super().predict_proba(X)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        # a generator: the accelerator must stay resolved while it is iterated
+        with self._accelerator_resolved():
+            self._place_network()
+            yield from super().forward_iter(X, training=training, device=device)
+
+    @_with_accelerator
+    def save_params(self, *args, **kwargs):
+        return super().save_params(*args, **kwargs)
+
+    @_with_accelerator
+    def load_params(self, *args, **kwargs):
+        return super().load_params(*args, **kwargs)
