@@ -50,6 +50,7 @@ from skderm.metrics import bootstrap_report
 from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 
 
 def features_model(backbone, size, C, metadata: bool):
@@ -70,7 +71,8 @@ def build(recipe: str, args):
     if recipe == "fusion":
         return features_model(args.backbones[0], size, args.C, metadata=True)
     if recipe == "finetune":
-        overrides = {"verbose": 1}
+        # checkpoints let a fold interrupted here be resumed by the next run
+        overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True}
         if args.epochs is not None:
             overrides["max_epochs"] = args.epochs
         return make_recipe("cpu", **overrides)
@@ -96,10 +98,13 @@ def run_folds(recipe, X, y, groups, splits, args) -> None:
         fit_s = time.perf_counter() - t
         proba = model.predict_proba(X.iloc[test])
         seconds = time.perf_counter() - t
-        epochs = len(getattr(model, "history_", []) or [])
+        history = getattr(model, "history_", None) or []
+        epochs = len(history)
+        # the epochs' own time, also across an interruption and resume
+        epoch_s = float(sum(h.get("dur", 0.0) for h in history))
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, test=test, proba=proba, classes=np.asarray(model.classes_, dtype=str),
-                 fit_seconds=fit_s, seconds=seconds, epochs=epochs)
+                 fit_seconds=fit_s, seconds=seconds, epochs=epochs, epoch_seconds=epoch_s)
         pred = np.asarray(model.classes_)[proba.argmax(1)]
         print(f"  {recipe} fold {k}: bacc {balanced_accuracy_score(y.iloc[test], pred):.3f} "
               f"mcc {matthews_corrcoef(y.iloc[test], pred):.3f} (fit {fit_s / 60:.1f} min, "

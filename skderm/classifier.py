@@ -40,6 +40,7 @@ from skderm._checkpoint import (
 )
 from skderm.backbones import build_backbone, get_backbone
 from skderm.exceptions import DatasetError
+from skderm.images import cache_mode, iter_chunks
 from skderm.inputs import (
     LesionDataset,
     check_labels,
@@ -653,9 +654,21 @@ class LesionClassifier(NeuralNetClassifier):
 
     @_with_device
     def predict_proba(self, X):
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Images are decoded and predicted :data:`skderm.images.STREAM_CHUNK_SIZE`
+        (1,024) at a time, so memory is bounded by the chunk, not by ``len(X)``;
+        a pass longer than one chunk adds nothing to the decoded-image cache.
+        """
         self.check_is_fitted()
-        return super().predict_proba(X)
+        if is_dataset(X):
+            return super().predict_proba(X)
+        chunks = list(iter_chunks(X))
+        parts = []
+        with cache_mode(True if len(chunks) == 1 else "read"):
+            for _, X_chunk in chunks:
+                parts.append(super().predict_proba(X_chunk))
+        return np.concatenate(parts)
 
     def predict(self, X):
         """Predicted labels (values of ``classes_``)."""

@@ -8,9 +8,17 @@ through a ColumnTransformer. In a ``Pipeline(memory=...)`` the embeddings of a
 fold are computed once and reused by every downstream candidate of a grid.
 
 Embeddings of image files with pretrained (not random) weights are also kept
-in a process-wide cache keyed by file (path, size, modification time),
-backbone, weights and image size, so the test fold of every grid candidate,
-and the next fold, embed nothing twice. :func:`embedding_cache_info` counts.
+in a process-wide cache keyed by the file's content (the blake2b digest of its
+bytes, :func:`skderm.images.file_digest`), backbone, weights, image size and
+TTA, so the test fold of every grid candidate, and the next fold, embed nothing
+twice, and an edited image is embedded afresh even when its size and
+modification time did not change. :func:`embedding_cache_info` counts.
+
+``transform`` streams: it decodes and embeds
+:data:`~skderm.images.STREAM_CHUNK_SIZE` images at a time, and a pass longer
+than one chunk adds nothing to the decoded-image cache, so its memory is
+bounded by the chunk (plus the output and the embedding cache), not by the
+number of images.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from skderm import images as _images
 from skderm.backbones import build_backbone, get_backbone
-from skderm.inputs import LesionDataset, collate, decode, parse_X
+from skderm.exceptions import ImageError
+from skderm.images import cache_mode, file_digest, stream_cache_mode
+from skderm.inputs import LesionDataset, LesionInput, collate, decode, parse_X
 from skderm.network import LesionNet, resolve_device
 
 __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
@@ -74,17 +85,31 @@ def clear_embedding_cache() -> None:
     _CACHE.nbytes = _CACHE.hits = _CACHE.misses = 0
 
 
-def _file_keys(paths: list[str]) -> list[tuple]:
+def _content_keys(paths: list[str]) -> list[str | None]:
     keys = []
     for p in paths:
-        p = os.path.abspath(p)
         try:
-            st = os.stat(p)
-        except OSError:
-            keys.append(None)  # decode() reports the missing file
-            continue
-        keys.append((p, st.st_mtime_ns, st.st_size))
+            keys.append(file_digest(p))
+        except ImageError:
+            keys.append(None)  # decode() reports the missing file with its context
     return keys
+
+
+def _weights_key(weights) -> str | None:
+    """What names the loaded weights in the embedding cache; ``None`` caches nothing.
+
+    A weights file is named by its content, so a file rewritten in place (a
+    retrained backbone saved under the same name) never reuses old embeddings.
+    """
+    if weights is None:
+        return None
+    name = os.fspath(weights)
+    if name == "imagenet":
+        return name
+    try:
+        return "file:" + file_digest(name)
+    except ImageError:
+        return None  # not a readable file: embed without caching
 
 
 class BackboneFeatures(TransformerMixin, BaseEstimator):
@@ -140,19 +165,35 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         self.module_ = module.eval().to(self.device_)
         self.n_features_out_ = n_features
+        self._weights_key = _weights_key(self.weights)
         return self
 
     def transform(self, X) -> np.ndarray:
-        """Embeddings of the images in ``X``: shape ``(n_images, n_features_out_)``, float32."""
+        """Embeddings of the images in ``X``: shape ``(n_images, n_features_out_)``, float32.
+
+        Images are decoded and embedded in chunks of
+        :data:`~skderm.images.STREAM_CHUNK_SIZE`; see the module docstring.
+        """
         check_is_fitted(self, "module_")
         inp = parse_X(X, path_column=self.path_column, group_column=None)
         out = np.empty((inp.n, self.n_features_out_), dtype=np.float32)
-        keys = [None] * inp.n
-        if inp.paths is not None and self.weights is not None:
+        chunk = _images.STREAM_CHUNK_SIZE
+        with cache_mode(stream_cache_mode(inp.n, chunk_size=chunk)):
+            for start in range(0, inp.n, chunk):
+                rows = slice(start, min(start + chunk, inp.n))
+                out[rows] = self._transform_chunk(_take(inp, rows))
+        return out
+
+    def _transform_chunk(self, inp: LesionInput) -> np.ndarray:
+        out = np.empty((inp.n, self.n_features_out_), dtype=np.float32)
+        keys: list = [None] * inp.n
+        # models fitted before weights were keyed by content name them by path
+        weights = getattr(self, "_weights_key", None if self.weights is None
+                          else os.fspath(self.weights))
+        if inp.paths is not None and weights is not None:
             # random weights differ at every fit: only pretrained embeddings are cached
-            config = (str(self.backbone), os.fspath(self.weights), self.image_size_,
-                      bool(self.tta))
-            keys = [k and (k, config) for k in _file_keys(inp.paths)]
+            config = (str(self.backbone), weights, self.image_size_, bool(self.tta))
+            keys = [k and (k, config) for k in _content_keys(inp.paths)]
         todo = []
         for i, key in enumerate(keys):
             cached = None if key is None else _CACHE.get(key)
@@ -196,7 +237,15 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _take(inp, rows):
-    from skderm.inputs import LesionInput
-
-    return LesionInput(n=len(rows), paths=[inp.paths[i] for i in rows])
+def _take(inp: LesionInput, rows: slice | list[int]) -> LesionInput:
+    """Rows of ``inp`` (paths or in-memory images) as a new input."""
+    if isinstance(rows, slice):
+        start, stop, _ = rows.indices(inp.n)
+        if (start, stop) == (0, inp.n):
+            return inp
+        idx = range(start, stop)
+    else:
+        idx = rows
+    if inp.paths is not None:
+        return LesionInput(n=len(idx), paths=[inp.paths[i] for i in idx])
+    return LesionInput(n=len(idx), arrays=inp.arrays[np.asarray(idx, dtype=np.intp)])

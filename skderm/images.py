@@ -1,4 +1,4 @@
-"""Decoding, resizing and the decoded-image cache.
+"""Decoding, resizing, the decoded-image cache and streaming in chunks.
 
 This is the one place in skderm that opens image files. Every estimator gets
 its pixels from :func:`load_images`, which
@@ -8,41 +8,72 @@ its pixels from :func:`load_images`, which
   and returns ``uint8`` arrays of shape ``(height, width, 3)``;
 * resizes to the requested size while decoding (JPEG draft mode lets libjpeg
   decode at 1/2, 1/4 or 1/8 scale when the target is that much smaller);
-* keeps what it decoded in a process-wide cache keyed by path, size,
-  modification time and file size, so the second epoch, the next
-  GridSearchCV candidate and the next ``predict`` decode nothing again, and an
-  edited file is decoded afresh.
+* keeps what it decoded in a process-wide, in-memory LRU cache, so the second
+  epoch, the next GridSearchCV candidate and the next ``predict`` decode
+  nothing again;
+* optionally keeps it on disk too, in a cache folder (:func:`set_cache_dir`,
+  ``SKDERM_CACHE_DIR``), so the next process decodes nothing either.
 
-The cache lives only in memory, never in the user's data folder.
+Both levels are keyed by the *content* of the source file (a blake2b digest of
+its bytes) and the target size: an edited or replaced file is a new key, and
+its old pixels can never be served. The digest of a file is remembered by
+path, size, modification time, change time and inode, and trusted only once
+the file has been left alone for two seconds, so a warm cache costs one
+``stat`` per image. Nothing is ever written into the user's data folder.
+
+Single-use passes over many images (``predict`` on 10,000 files) should not
+fill the in-memory cache: :func:`iter_chunks` cuts ``X`` into chunks of
+:data:`STREAM_CHUNK_SIZE` rows and :func:`cache_mode` (``"read"``) lets them
+use what is cached without adding to it, so memory is bounded by the chunk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+import io
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from skderm._cache import DigestMemo, DiskCache, MemoryCache, resolve_cache_dir
 from skderm.exceptions import ImageError
 
 __all__ = [
     "read_image",
     "load_images",
     "resize_array",
+    "file_digest",
     "cache_info",
     "clear_cache",
     "set_cache_limit",
+    "set_cache_dir",
+    "get_cache_dir",
+    "cache_mode",
+    "iter_chunks",
+    "stream_cache_mode",
+    "STREAM_CHUNK_SIZE",
+    "CacheInfo",
 ]
 
 # Size is always (height, width), like numpy arrays and torchvision.
 Size = tuple[int, int]
+CacheMode = bool | Literal["read"]
 
 _DEFAULT_CACHE_BYTES = 6 * 1024**3
+
+STREAM_CHUNK_SIZE = 1024
+"""Rows per chunk when a long pass streams (:func:`iter_chunks`,
+``BackboneFeatures.transform``): 1,024 images at 224x224 are 154 MB of
+``uint8``, at 112x150 52 MB. Set it to trade memory for fewer chunks."""
 
 
 def _as_size(size: int | Sequence[int]) -> Size:
@@ -105,9 +136,16 @@ def read_image(path: str | os.PathLike, size: int | Sequence[int] | None = None)
         decode safely (Pillow's decompression-bomb limit).
     """
     path = os.fspath(path)
-    target = None if size is None else _as_size(size)
+    if "\x00" in str(path):
+        raise ImageError(f"image path {path!r} contains a NUL byte: no file can have that "
+                         "name; check the path column", path=path)
+    return _decode(path, path, None if size is None else _as_size(size))
+
+
+def _decode(source, path: str, target: Size | None) -> np.ndarray:
+    """Decode ``source`` (``path`` itself, or a file object of its bytes)."""
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             limit = Image.MAX_IMAGE_PIXELS
             if limit and img.size[0] * img.size[1] > limit:
                 # checked here, not through warnings filters: those are process-wide
@@ -170,68 +208,112 @@ def resize_array(image: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+
+# ---------------------------------------------------------------------------
+# content keys
+# ---------------------------------------------------------------------------
+
+# A rewrite within one tick of the file-system clock can leave size, mtime and
+# ctime unchanged, so a remembered digest is trusted only for files older than
+# this; younger files are hashed again at every look-up (about 20 us for a
+# HAM10000 JPEG).
+_SETTLE_NS = 2_000_000_000
+_MEMO_ENTRIES = 1 << 18
+
+
+_MEMO = DigestMemo(_MEMO_ENTRIES, _SETTLE_NS)
+
+
+def _signature(path: str, st: os.stat_result) -> tuple:
+    # ctime cannot be set by users (os.utime, cp -p, rsync -t set mtime only),
+    # and a replaced file has a new inode: both catch what mtime alone misses
+    return (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _stat(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise ImageError(f"image file not found: {path!r}", path=path) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ImageError(f"cannot read {path!r}: {exc}", path=path) from None
+
+
+def _read_source(path: str) -> tuple[bytes, os.stat_result]:
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())  # before reading: a later edit gets a new signature
+            return f.read(), st
+    except FileNotFoundError:
+        raise ImageError(f"image file not found: {path!r}", path=path) from None
+    except IsADirectoryError:
+        raise ImageError(f"expected an image file but found a directory: {path!r}",
+                         path=path) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ImageError(f"cannot read {path!r}: {exc}", path=path) from None
+
+
+def _hash(path: str, data: bytes, st: os.stat_result) -> str:
+    digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+    _MEMO.remember(_signature(path, st), st, digest)
+    return digest
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """Content key of an image file: the blake2b digest (hex) of its bytes.
+
+    Remembered per path, size, modification time, change time and inode once
+    the file has been untouched for two seconds, so asking again costs a
+    ``stat``; any edit, replacement or younger file is hashed afresh.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+
+    Returns
+    -------
+    str
+        40 hexadecimal characters; equal for files with equal bytes.
+
+    Raises
+    ------
+    ImageError
+        The file is missing or cannot be read.
+    """
+    path = os.path.abspath(os.fspath(path))
+    digest = _MEMO.get(_signature(path, _stat(path)))
+    if digest is None:
+        data, st = _read_source(path)
+        digest = _hash(path, data, st)
+    return digest
+
+
+# ---------------------------------------------------------------------------
+# the in-memory level
+# ---------------------------------------------------------------------------
+
+
 @dataclass
 class CacheInfo:
     """Counters of the decoded-image cache (like ``functools.lru_cache``)."""
 
     hits: int
+    """Images served from memory."""
     misses: int
-    """Number of files decoded."""
+    """Images not in memory: decoded, or read from the disk cache (``disk_hits``)."""
     currsize: int
-    """Number of cached images."""
+    """Number of images in memory."""
     nbytes: int
+    """Bytes of the images in memory."""
     maxbytes: int
-
-
-class _ImageCache:
-    """Thread-safe LRU of decoded arrays, bounded in bytes."""
-
-    def __init__(self, maxbytes: int):
-        self.maxbytes = maxbytes
-        self._data: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            arr = self._data.get(key)
-            if arr is not None:
-                self._data.move_to_end(key)
-                self.hits += 1
-            return arr
-
-    def put(self, key, arr: np.ndarray) -> None:
-        with self._lock:
-            self.misses += 1
-            if arr.nbytes > self.maxbytes:
-                return
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._nbytes -= old.nbytes
-            self._data[key] = arr
-            self._nbytes += arr.nbytes
-            while self._nbytes > self.maxbytes and self._data:
-                _, dropped = self._data.popitem(last=False)
-                self._nbytes -= dropped.nbytes
-
-    def trim(self) -> None:
-        with self._lock:
-            while self._nbytes > self.maxbytes and self._data:
-                _, dropped = self._data.popitem(last=False)
-                self._nbytes -= dropped.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._nbytes = 0
-            self.hits = 0
-            self.misses = 0
-
-    def info(self) -> CacheInfo:
-        with self._lock:
-            return CacheInfo(self.hits, self.misses, len(self._data), self._nbytes, self.maxbytes)
+    """Bound of the in-memory cache."""
+    disk_hits: int = 0
+    """Images read from the disk cache instead of decoded."""
+    disk_misses: int = 0
+    """Images looked up in the disk cache and not found (then decoded and written)."""
+    disk_dir: str | None = None
+    """Folder of the disk cache, ``None`` when it is off."""
 
 
 def _cache_limit_from_env() -> int:
@@ -244,21 +326,35 @@ def _cache_limit_from_env() -> int:
         raise ValueError(f"SKDERM_CACHE_BYTES must be a number of bytes, got {raw!r}") from None
 
 
-_CACHE = _ImageCache(_cache_limit_from_env())
+_CACHE = MemoryCache(_cache_limit_from_env())
+_DISK = DiskCache(resolve_cache_dir(os.environ.get("SKDERM_CACHE_DIR")))
 
 
 def cache_info() -> CacheInfo:
-    """Hits, misses (files decoded), entries and bytes of the decoded-image cache."""
-    return _CACHE.info()
+    """Hits, misses, entries and bytes of the in-memory cache; disk-cache hits and misses."""
+    disk = _DISK
+    return CacheInfo(*_CACHE.counts(), disk_hits=disk.hits, disk_misses=disk.misses,
+                     disk_dir=None if disk.root is None else str(disk.root))
 
 
-def clear_cache() -> None:
-    """Empty the decoded-image cache and reset its counters."""
+def clear_cache(*, disk: bool = False) -> None:
+    """Empty the in-memory cache and reset every counter.
+
+    Parameters
+    ----------
+    disk : bool, default=False
+        Also delete skderm's entries in the disk cache folder (only those:
+        anything else in the folder is left alone).
+    """
     _CACHE.clear()
+    _MEMO.clear()
+    _DISK.reset_counts()
+    if disk:
+        _DISK.clear()
 
 
 def set_cache_limit(maxbytes: int) -> None:
-    """Bound the decoded-image cache to ``maxbytes`` (``0`` disables caching).
+    """Bound the in-memory cache to ``maxbytes`` (``0`` disables it).
 
     The default is 6 GiB, or the environment variable ``SKDERM_CACHE_BYTES``.
     All 10,015 HAM10000 images at 224x224 take 1.5 GB.
@@ -269,14 +365,141 @@ def set_cache_limit(maxbytes: int) -> None:
     _CACHE.trim()
 
 
-def _cache_key(path: str, size: Size) -> tuple:
+def set_cache_dir(path: str | os.PathLike | None) -> Path | None:
+    """Turn the disk cache on in ``path``, or off with ``None``.
+
+    Decoded, resized images are then also written there (one file per image
+    and size, about ``height * width * 3`` bytes) and read back by later
+    processes instead of decoding. Entries are named by the content of the
+    source file, so an edited image is decoded afresh; they are written
+    atomically, a corrupt entry is a miss that gets rewritten, and a folder
+    that cannot be written is skipped with one warning. The folder is not
+    bounded in size: delete it, or ``clear_cache(disk=True)``, to reclaim space.
+
+    Parameters
+    ----------
+    path : str, path-like, "default" or None
+        ``"default"`` is the platform's cache folder (``$XDG_CACHE_HOME/skderm``
+        or ``~/.cache/skderm`` on Linux, ``~/Library/Caches/skderm`` on macOS,
+        ``%LOCALAPPDATA%\\skderm\\Cache`` on Windows). Never choose a folder
+        inside your data. The environment variable ``SKDERM_CACHE_DIR``,
+        read when skderm is imported, sets the same.
+
+    Returns
+    -------
+    Path or None
+        The folder now in use (created on the first write).
+    """
+    global _DISK
+    _DISK = DiskCache(resolve_cache_dir(path))
+    return _DISK.root
+
+
+def get_cache_dir() -> Path | None:
+    """The disk cache's folder, or ``None`` when it is off."""
+    return _DISK.root
+
+
+# ---------------------------------------------------------------------------
+# cache modes and streaming
+# ---------------------------------------------------------------------------
+
+_MODE: contextvars.ContextVar[CacheMode] = contextvars.ContextVar("skderm_cache_mode",
+                                                                  default=True)
+_MODES = (True, "read", False)
+
+
+def _check_mode(cache) -> CacheMode:
+    if not any(cache is m or (isinstance(m, str) and cache == m) for m in _MODES):
+        raise ValueError(f"cache must be True, 'read' or False, got {cache!r}")
+    return cache
+
+
+@contextlib.contextmanager
+def cache_mode(mode: CacheMode) -> Iterator[None]:
+    """Set how :func:`load_images` calls inside the ``with`` block use the memory cache.
+
+    Parameters
+    ----------
+    mode : {True, "read", False}
+        ``True``: read and fill it (the default outside any block);
+        ``"read"``: serve images it holds, add none (the disk cache, when on,
+        is still read and written), for single-use passes that must not grow
+        memory; ``False``: bypass both levels and decode every file.
+
+    Examples
+    --------
+    >>> from skderm import images
+    >>> with images.cache_mode("read"):
+    ...     pass  # load_images here adds nothing to the in-memory cache
+    """
+    token = _MODE.set(_check_mode(mode))
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError(f"image file not found: {path!r}", path=path) from None
-    except OSError as exc:
-        raise ImageError(f"cannot read {path!r}: {exc}", path=path) from None
-    return (path, size, st.st_mtime_ns, st.st_size)
+        yield
+    finally:
+        _MODE.reset(token)
+
+
+def stream_cache_mode(n_rows: int, *, chunk_size: int | None = None) -> CacheMode:
+    """The cache mode of a pass over ``n_rows`` images: ``True`` in one chunk, else ``"read"``.
+
+    A pass that fits in one chunk keeps its images (a cross-validation fold
+    predicted by every grid candidate); a longer one streams and adds nothing
+    to the in-memory cache, so its memory is bounded by the chunk.
+    ``chunk_size=None`` reads :data:`STREAM_CHUNK_SIZE` now.
+    """
+    return True if n_rows <= _chunk_size(chunk_size) else "read"
+
+
+def _chunk_size(chunk_size: int | None) -> int:
+    # read at call time, so setting skderm.images.STREAM_CHUNK_SIZE takes effect
+    size = STREAM_CHUNK_SIZE if chunk_size is None else chunk_size
+    if not (isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1):
+        raise ValueError(f"chunk_size must be a positive int, got {size!r}")
+    return int(size)
+
+
+def iter_chunks(X, *, chunk_size: int | None = None) -> Iterator[tuple[slice, object]]:
+    """Cut ``X`` into consecutive chunks of rows, for predicting in bounded memory.
+
+    Parameters
+    ----------
+    X : DataFrame, Series, list, tuple or ndarray
+        Anything an estimator accepts as ``X``; pandas objects are cut with
+        ``iloc``, the others with slicing.
+    chunk_size : int or None, default=None
+        Rows per chunk; ``None`` reads :data:`STREAM_CHUNK_SIZE` now.
+
+    Yields
+    ------
+    rows : slice
+        Positions of the chunk in ``X``.
+    chunk : same type as X
+        ``X`` itself when it fits in one chunk (or has no length, so the
+        caller's own validation reports it), else its rows ``rows``.
+
+    Examples
+    --------
+    >>> [rows for rows, _ in iter_chunks(list(range(5)), chunk_size=2)]
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    chunk_size = _chunk_size(chunk_size)
+    try:
+        n = len(X)
+    except TypeError:
+        n = None
+    if n is None or n <= chunk_size or isinstance(X, (str, bytes)):
+        yield slice(0, n), X
+        return
+    take = X.iloc.__getitem__ if hasattr(X, "iloc") else X.__getitem__
+    for start in range(0, n, chunk_size):
+        rows = slice(start, min(start + chunk_size, n))
+        yield rows, take(rows)
+
+
+# ---------------------------------------------------------------------------
+# load_images
+# ---------------------------------------------------------------------------
 
 
 def _default_workers() -> int:
@@ -285,14 +508,49 @@ def _default_workers() -> int:
                       else (os.cpu_count() or 1)))
 
 
+def _fetch(path: str, target: Size, digest: str | None, mode: CacheMode, disk: DiskCache):
+    """Pixels of one file not found in memory: ``(digest, array, from_memory)``.
+
+    ``digest`` is the remembered content key, or ``None`` when the file is
+    new, young or changed: then it is hashed from the very bytes decoded, so a
+    key always names the pixels stored under it.
+    """
+    if mode is False:
+        return None, _decode(path, path, target), False
+    if digest is not None and disk.enabled:
+        arr = disk.get(digest, target)
+        if arr is not None:
+            return digest, arr, False
+    data, st = _read_source(path)
+    fresh = _hash(path, data, st)
+    if digest is None:
+        # same bytes under another path, or a touched but unchanged file
+        arr = _CACHE.get((fresh, target)) if mode else None
+        if arr is not None:
+            return fresh, arr, True
+        arr = disk.get(fresh, target) if disk.enabled else None
+        if arr is not None:
+            return fresh, arr, False
+    arr = _decode(io.BytesIO(data), path, target)
+    arr.setflags(write=False)
+    if disk.enabled:
+        disk.put(fresh, target, arr)
+    return fresh, arr, False
+
+
 def load_images(
     paths: Iterable[str | os.PathLike],
     size: int | Sequence[int],
     *,
     n_jobs: int | None = None,
     progress: bool = False,
+    cache: CacheMode | None = None,
 ) -> list[np.ndarray]:
     """Decode and resize many images through the cache.
+
+    Each file is looked up by its content digest and ``size`` in memory, then
+    in the disk cache when one is set (:func:`set_cache_dir`), and decoded
+    only when neither holds it.
 
     Parameters
     ----------
@@ -304,6 +562,11 @@ def load_images(
         Decoding threads; ``None`` uses up to 8, bounded by the CPUs available.
     progress : bool, default=False
         Print a line on stderr as images are decoded.
+    cache : {True, "read", False} or None, default=None
+        How to use the in-memory cache: ``True`` reads and fills it,
+        ``"read"`` serves what it holds and adds nothing (single-use passes),
+        ``False`` bypasses the memory and disk caches. ``None`` follows the
+        enclosing :func:`cache_mode` block, ``True`` outside one.
 
     Returns
     -------
@@ -319,53 +582,71 @@ def load_images(
         many failed in total.
     """
     target = _as_size(size)
+    mode = _MODE.get() if cache is None else _check_mode(cache)
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     out: list[np.ndarray | None] = [None] * len(paths)
-    missing: dict[tuple, list[int]] = {}
+    todo: dict[str, tuple[str | None, list[int]]] = {}
     errors: list[ImageError] = []
     for i, p in enumerate(paths):
-        try:
-            key = _cache_key(p, target)
-        except ImageError as exc:
-            errors.append(exc)
+        if p in todo:
+            todo[p][1].append(i)
             continue
-        arr = _CACHE.get(key)
-        if arr is None:
-            missing.setdefault(key, []).append(i)
-        else:
-            out[i] = arr
-
-    keys = list(missing)
-    if keys:
-        workers = n_jobs or _default_workers()
-
-        def decode(key):
+        digest = None
+        if mode is not False:
             try:
-                return read_image(key[0], target)
+                digest = _MEMO.get(_signature(p, _stat(p)))
             except ImageError as exc:
-                return exc
-
-        done = 0
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for key, result in zip(keys, pool.map(decode, keys), strict=False):
-                if isinstance(result, ImageError):
-                    errors.append(result)
-                    continue
-                result.setflags(write=False)
-                _CACHE.put(key, result)
-                for i in missing[key]:
-                    out[i] = result
-                done += 1
-                if progress and (done % 500 == 0 or done == len(keys)):
-                    import sys
-                    print(f"\rdecoded {done}/{len(keys)} images", end="", file=sys.stderr,
-                          flush=True)
-        if progress:
-            import sys
-            print(file=sys.stderr)
+                errors.append(exc)
+                continue
+            arr = None if digest is None else _CACHE.get((digest, target))
+            if arr is not None:
+                out[i] = arr
+                continue
+        todo[p] = (digest, [i])
+    if todo:
+        _fill(out, todo, target, mode, errors, n_jobs=n_jobs, progress=progress)
     if errors:
         _raise_first(errors, len(paths))
     return out  # type: ignore[return-value]
+
+
+def _fill(out, todo, target, mode, errors, *, n_jobs, progress) -> None:
+    """Fetch every file of ``todo`` on threads; store what was not in memory."""
+    disk = _DISK
+    workers = n_jobs or _default_workers()
+
+    def fetch(item):
+        path, (digest, _) = item
+        try:
+            return _fetch(path, target, digest, mode, disk)
+        except ImageError as exc:
+            return exc
+
+    items = list(todo.items())
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for (_, (_, rows)), result in zip(items, pool.map(fetch, items), strict=True):
+            if isinstance(result, ImageError):
+                errors.append(result)
+                continue
+            digest, arr, from_memory = result
+            if not from_memory:
+                _CACHE.miss()
+                if mode is True:
+                    _CACHE.put((digest, target), arr)
+            for i in rows:
+                out[i] = arr
+            done += 1
+            if progress and (done % 500 == 0 or done == len(items)):
+                import sys
+                print(f"\rdecoded {done}/{len(items)} images", end="", file=sys.stderr,
+                      flush=True)
+    if progress:
+        import sys
+        print(file=sys.stderr)
+    message = disk.take_warning()
+    if message:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _raise_first(errors: list[ImageError], total: int) -> None:
@@ -374,4 +655,3 @@ def _raise_first(errors: list[ImageError], total: int) -> None:
         raise first
     raise ImageError(f"{len(errors)} of {total} images failed; the first: {first}",
                      path=first.path)
-

@@ -346,7 +346,9 @@ def _normalise_metadata(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd
     """Checked metadata columns in the two forms :func:`metadata_encoder` reads.
 
     Numeric columns become ``float64`` (NaN for missing); categorical columns
-    (text categories) stay as they are; all others become ``object`` text
+    (text categories) stay as they are, unless they have no category at all
+    (their empty category index is float, which scikit-learn's imputer would
+    take for numbers); all others become ``object`` text
     (booleans as ``"True"``/``"False"``) with every missing value (None, NaN,
     ``pd.NA``) as NaN, so ``None`` and NaN fall into the same "missing"
     category at fit and at predict time, and the one-hot encoder never sees
@@ -357,9 +359,10 @@ def _normalise_metadata(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd
     out = {}
     for name in columns:
         col = frame[name]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            out[name] = col
-        elif (pd.api.types.is_numeric_dtype(col.dtype)
+        if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories):
+            out[name] = col  # text categories (checked), even ones that look like numbers
+        elif (not isinstance(col.dtype, pd.CategoricalDtype)
+                and pd.api.types.is_numeric_dtype(col.dtype)
               and not pd.api.types.is_bool_dtype(col.dtype)):
             out[name] = pd.Series(col.to_numpy(dtype=float, na_value=np.nan),
                                   index=col.index, name=name)

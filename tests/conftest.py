@@ -11,6 +11,8 @@ import pytest
 # thread costs more in synchronisation than it gains (measured 50x slower for
 # small-tensor work on a shared 2-core machine). Set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# tests never write into the user's on-disk image cache (tests of it set their own)
+os.environ.pop("SKDERM_CACHE_DIR", None)
 
 from skderm.datasets import make_lesions  # noqa: E402
 

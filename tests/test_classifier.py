@@ -130,6 +130,22 @@ def test_fit_predict_proba_score(fitted, data):
     assert fitted.score(X, y) == pytest.approx(accuracy_score(y, pred))
 
 
+def test_predict_proba_streams_in_chunks_without_filling_the_cache(fitted, data, monkeypatch):
+    from skderm import images
+
+    X, _ = data
+    whole = fitted.predict_proba(X)
+    images.clear_cache()
+    calls = []
+    original = fitted.forward_iter
+    monkeypatch.setattr(fitted, "forward_iter",
+                        lambda Xc, *a, **k: calls.append(len(Xc)) or original(Xc, *a, **k))
+    monkeypatch.setattr(images, "STREAM_CHUNK_SIZE", 7)
+    np.testing.assert_allclose(fitted.predict_proba(X), whole, rtol=0, atol=1e-6)
+    assert calls == [7] * (len(X) // 7) + ([len(X) % 7] if len(X) % 7 else [])
+    assert images.cache_info().currsize == 0, "a streamed pass must not fill the cache"
+
+
 def test_fit_returns_self_and_records_preprocessing(data):
     X, y = data
     clf = make_clf(max_epochs=1, image_size=None)

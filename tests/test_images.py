@@ -324,12 +324,75 @@ def test_relative_and_absolute_paths_share_entries(five_files, monkeypatch):
     assert cache_info().misses == 5
 
 
-def test_touched_file_is_decoded_again(five_files):
+def test_touched_but_unchanged_file_is_not_decoded_again(five_files):
+    # entries are keyed by content: a new mtime alone re-checks the bytes, not the pixels
     load_images(five_files, (12, 16))
     st = os.stat(five_files[2])
     os.utime(five_files[2], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     load_images(five_files, (12, 16))
-    assert cache_info().misses == 6
+    assert cache_info().misses == 5
+    assert cache_info().hits == 5
+
+
+def _same_size_rewrite(path, value: int) -> None:
+    """Rewrite ``path`` with other pixels but the same byte size and mtime (cp -p, rsync -t)."""
+    st = os.stat(path)
+    Image.fromarray(np.full((30, 40, 3), value, np.uint8)).save(path, format="BMP")
+    assert os.stat(path).st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.fixture
+def bmp_file(tmp_path):
+    path = tmp_path / "ISIC_0000000.bmp"
+    Image.fromarray(np.full((30, 40, 3), 10, np.uint8)).save(path, format="BMP")
+    return str(path)
+
+
+def test_same_size_same_mtime_rewrite_gives_the_new_pixels(bmp_file):
+    # a key of path, size and mtime would serve the old pixels here
+    before = load_images([bmp_file], (12, 16))[0]
+    _same_size_rewrite(bmp_file, 200)
+    after = load_images([bmp_file], (12, 16))[0]
+    assert before.mean() < 20 and after.mean() > 180
+    assert cache_info().misses == 2
+
+
+def test_settled_files_are_not_reread_but_replacements_are_seen(bmp_file, monkeypatch):
+    # pretend every file is old enough for its digest to be remembered
+    monkeypatch.setattr(images._MEMO, "settle_ns", -(10**15))
+    load_images([bmp_file], (12, 16))
+    reads = []
+    real = images._read_source
+    monkeypatch.setattr(images, "_read_source", lambda p: reads.append(p) or real(p))
+    load_images([bmp_file], (12, 16))
+    assert reads == [] and cache_info().hits == 1  # a warm hit costs a stat, no read
+    # an editor's save: a new file moved over the old one, mtime kept
+    st = os.stat(bmp_file)
+    new = bmp_file + ".new"
+    Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(new, format="BMP")
+    os.replace(new, bmp_file)
+    os.utime(bmp_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert load_images([bmp_file], (12, 16))[0].mean() > 180
+    assert reads == [bmp_file]
+
+
+def test_identical_files_share_one_entry(tmp_path, five_files):
+    copy = str(tmp_path / "copy_of_0.jpg")
+    shutil.copyfile(five_files[0], copy)
+    load_images(five_files, (12, 16))
+    out = load_images([copy], (12, 16))
+    assert cache_info().misses == 5
+    assert out[0] is load_images(five_files[:1], (12, 16))[0]
+
+
+def test_file_digest_follows_content(tmp_path, bmp_file):
+    first = images.file_digest(bmp_file)
+    assert len(first) == 40 and images.file_digest(bmp_file) == first
+    _same_size_rewrite(bmp_file, 200)
+    assert images.file_digest(bmp_file) != first
+    with pytest.raises(ImageError, match="not found"):
+        images.file_digest(tmp_path / "ISIC_missing.jpg")
 
 
 def test_rewritten_file_gives_the_new_pixels(five_files):

@@ -239,16 +239,11 @@ def test_nul_byte_in_a_path_is_an_image_error_from_read_image():
     assert info.value.path == "ISIC_\x00.jpg"
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=True,
-    reason="os.stat raises ValueError('embedded null byte') for such a path and "
-    "skderm.images._stat catches only OSError; fix: catch ValueError there too "
-    "(reported to the owner of images.py)",
-)
 def test_nul_byte_in_a_path_is_an_image_error_from_load_images():
-    with pytest.raises(ImageError):
+    with pytest.raises(ImageError, match="ISIC_"):
         images.load_images(["ISIC_\x00.jpg"], SIZE)
+    with pytest.raises(ImageError, match="NUL byte"):
+        images.read_image("ISIC_\x00.jpg")
 
 
 # ---------------------------------------------------------------------------
@@ -856,3 +851,13 @@ def test_loading_fitting_and_predicting_never_write_into_the_data_folder(tmp_pat
     clf.predict(bunch.data)
     clf.predict_proba(bunch.data.head(5))
     assert _snapshot(root) == before
+
+
+def test_an_all_missing_categorical_column_encodes_as_missing(tmp_path):
+    # found by the fuzzer: its empty category index is float, which sklearn's
+    # imputer took for numbers and refused to fill with "missing"
+    X = pd.DataFrame({"path": ["a.jpg", "b.jpg"], "lesion_id": ["HAM_0", "HAM_1"],
+                      "site": pd.Series([np.nan, None], dtype="category")})
+    frame = parse_X(X, require_metadata=["site"]).frame[["site"]]
+    encoded = metadata_encoder(frame).fit_transform(frame)
+    np.testing.assert_array_equal(encoded, [[1.0], [1.0]])  # one column: "missing"
