@@ -309,8 +309,6 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def _mode(r: dict) -> str:
-    if r["estimator"] == "classifier":
-        return "as classifier.py implements it"
     if r["one_chunk"]:
         return "one chunk of all rows (before streaming)"
     return f"streamed, chunks of {r['chunk_size']:,}"
