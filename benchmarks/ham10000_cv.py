@@ -8,6 +8,7 @@ fusion        the same embeddings + one-hot sex/localization + imputed, scaled a
 finetune      the CPU fine-tuning recipe (``skderm train``'s default): EfficientNet-Lite0
               at 112x150, channels_last, head-only epoch 1, cosine learning rate,
               balanced class weights, flips/rotation/colour jitter, flip TTA
+finetune_150_meta  the same at 150x200 with age/sex/localization fused into the head
 ensemble      soft vote of the saved out-of-fold probabilities of --members
               (weighted by --member-weights): no training of its own
 
@@ -51,6 +52,12 @@ from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
+# the "cpu" recipe, and candidate changes to it measured before adopting them
+FINETUNE_VARIANTS = {
+    "finetune": {},
+    "finetune_150_meta": {"image_size": (150, 200),
+                          "metadata_columns": ["age", "sex", "localization"]},
+}
 
 
 def features_model(backbone, size, C, metadata: bool):
@@ -70,9 +77,10 @@ def build(recipe: str, args):
         return features_model(args.backbones[0], size, args.C, metadata=False)
     if recipe == "fusion":
         return features_model(args.backbones[0], size, args.C, metadata=True)
-    if recipe == "finetune":
+    if recipe in FINETUNE_VARIANTS:
         # checkpoints let a fold interrupted here be resumed by the next run
-        overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True}
+        overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True,
+                     **FINETUNE_VARIANTS[recipe]}
         if args.epochs is not None:
             overrides["max_epochs"] = args.epochs
         return make_recipe("cpu", **overrides)
@@ -175,10 +183,12 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
 def describe(recipe: str, args) -> str:
     size = "x".join(map(str, args.image_size))
     if recipe in ("features", "fusion"):
-        return f"frozen {args.backbones[0]} {size}, flip TTA, LR C={args.C}"
-    if recipe == "finetune":
-        p = make_recipe("cpu").get_params()
-        return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}, "
+        meta = " + metadata" if recipe == "fusion" else ""
+        return f"frozen {args.backbones[0]} {size}{meta}, flip TTA, LR C={args.C}"
+    if recipe in FINETUNE_VARIANTS:
+        p = make_recipe("cpu", **FINETUNE_VARIANTS[recipe]).get_params()
+        meta = " + metadata" if p["metadata_columns"] else ""
+        return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
                 f"{args.epochs or p['max_epochs']} epochs, cosine lr, balanced weights, TTA")
     if recipe == "ensemble":
         return "soft vote: " + ", ".join(f"{w:g} x {m}" for m, w in
@@ -247,7 +257,7 @@ def main() -> None:
         previous = {r["recipe"]: r for r in json.loads((RESULTS / "ham10000_cv.json").read_text())
                     if "setup" in r}
     results = []
-    for recipe in ("features", "fusion", "finetune", "ensemble"):
+    for recipe in ("features", "fusion", *FINETUNE_VARIANTS, "ensemble"):
         r = summarize(recipe, y, groups, args.folds, args)
         if r is not None and recipe not in args.recipes.split(",") and recipe in previous:
             r["setup"] = previous[recipe]["setup"]  # described by the run that made it
