@@ -50,14 +50,12 @@ import json
 import os
 import pickle
 import platform
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -75,44 +73,9 @@ MB = 1e6
 # memory probes (Linux /proc; ru_maxrss everywhere)
 # ---------------------------------------------------------------------------
 
-def _proc_status(field: str) -> int | None:
-    """A ``kB`` field of /proc/self/status in bytes (``None`` off Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-
-
-class AnonPeak:
-    """Samples anonymous RSS (heap, arrays, tensors; no library pages) in a thread."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval, self.peak = interval, _proc_status("RssAnon") or 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, _proc_status("RssAnon") or 0)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _proc_status("RssAnon") or 0)
-
+# the same memory probes as bench_classifier.py (this folder is on sys.path when
+# the script runs)
+from bench_classifier import AnonPeak, _proc_status, peak_rss_bytes  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # data
@@ -181,7 +144,7 @@ def child(args) -> dict:
     gc.collect()
     base_rss, base_anon = _proc_status("VmRSS") or peak_rss_bytes(), _proc_status("RssAnon")
     t0 = time.perf_counter()
-    with AnonPeak() as anon:
+    with AnonPeak(interval=0.01) as anon:
         out = call(estimator, paths)
     seconds = time.perf_counter() - t0
     info = images.cache_info()
