@@ -294,6 +294,41 @@ def _image_files(items: list[str]) -> list[str]:
     return files
 
 
+def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: str):
+    """A frame of ``files`` and their ``columns`` from ``csv``, matched on image_id = file stem."""
+    import pandas as pd
+
+    from skderm.exceptions import DatasetError
+
+    try:
+        table = pd.read_csv(csv)
+    except FileNotFoundError:
+        raise DatasetError(f"no metadata file at {csv!r}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read metadata file {csv!r} as CSV: {exc}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    wanted = ["image_id", *columns]
+    absent = [c for c in wanted if c not in table.columns]
+    if absent:
+        raise DatasetError(f"metadata file {csv!r} has no column(s) {absent}; it has "
+                           f"{list(table.columns)} (the model needs image_id and {columns})")
+    table["image_id"] = table["image_id"].astype(str).str.strip()
+    repeated = table["image_id"][table["image_id"].duplicated()].unique()
+    if len(repeated):
+        raise DatasetError(f"metadata file {csv!r} lists image_id {list(repeated[:5])} more "
+                           "than once; keep one row per image")
+    stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+    rows = table.set_index("image_id")
+    unknown = [s for s in stems if s not in rows.index]
+    if unknown:
+        raise DatasetError(f"metadata file {csv!r} has no row for {len(unknown)} image(s), e.g. "
+                           f"{unknown[:5]}; add rows whose image_id is the file name without "
+                           "its extension")
+    X = rows.loc[stems, columns].reset_index(drop=True)
+    X.insert(0, path_column, files)
+    return X
+
+
 def _isic_frame(stems: list[str], proba, classes):
     """The ISIC 2018 Task 3 submission table; a class the model never saw gets 0.0."""
     import numpy as np
@@ -317,13 +352,21 @@ def cmd_predict(args) -> int:
     from skderm.persistence import load_model
 
     clf = load_model(args.model)
-    if clf.metadata_columns:
-        raise ValueError(f"model {args.model!r} also reads metadata columns "
-                         f"{list(clf.metadata_columns)}, which image files do not carry; use "
-                         "`skderm evaluate` on a HAM10000 folder, or predict in Python with "
-                         "a DataFrame")
     files = _image_files(args.images)
-    proba = clf.predict_proba(files)
+    if clf.metadata_columns:
+        if not args.metadata:
+            raise ValueError(f"model {args.model!r} also reads metadata columns "
+                             f"{list(clf.metadata_columns)}, which image files do not carry; "
+                             "pass --metadata CSV (an image_id column naming each image's file "
+                             "stem, plus those columns: HAM10000_metadata.csv has them)")
+        X = _with_metadata(files, args.metadata, list(clf.metadata_columns), clf.path_column)
+    else:
+        if args.metadata:
+            # stderr: the table may be going to stdout
+            print(f"note: model {args.model!r} reads no metadata; --metadata ignored",
+                  file=sys.stderr)
+        X = files
+    proba = clf.predict_proba(X)
     if args.format == "isic":
         stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
         table = _isic_frame(stems, proba, clf.classes_)
@@ -536,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--csv", metavar="OUT", help="write here instead of to stdout")
     pred.add_argument("--format", choices=("plain", "isic"), default="plain",
                       help="'isic': the ISIC 2018 Task 3 submission format")
+    pred.add_argument("--metadata", metavar="CSV",
+                      help="for models that read metadata (age, sex, ...): a CSV with an "
+                           "image_id column (file names without extension) and those columns, "
+                           "such as HAM10000_metadata.csv")
     pred.add_argument("--quiet", action="store_true")
     pred.set_defaults(func=cmd_predict)
 

@@ -291,3 +291,75 @@ def test_train_shows_progress_unless_quiet(tiny_lesions, tmp_path, capfd):
     assert main([*args, "--quiet", "--out", str(tmp_path / "b.skderm")]) == 0
     quiet = capfd.readouterr()
     assert "decoded" not in quiet.err and "train_loss" not in quiet.out
+
+
+# --------------------------------------------------------------------------
+# models that read metadata
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_with_metadata(tiny_lesions, tmp_path_factory):
+    model = tmp_path_factory.mktemp("cli_meta") / "meta.skderm"
+    assert main(["train", "--data", tiny_lesions.directory, "--epochs", "2",
+                 "--param", "metadata_columns=['age','sex','localization']",
+                 *TRAIN_FAST, "--out", str(model)]) == 0
+    return model, tiny_lesions
+
+
+def _metadata_csv(data) -> str:
+    return str(next(Path(data.directory).glob("*.csv")))
+
+
+def test_predict_metadata_model_reads_the_metadata_csv(trained_with_metadata, tmp_path):
+    import pandas as pd
+
+    from skderm.persistence import load_model
+
+    model, data = trained_with_metadata
+    out = tmp_path / "pred.csv"
+    images = Path(data.directory) / "images"
+    assert main(["predict", "--model", str(model), str(images), "--metadata",
+                 _metadata_csv(data), "--csv", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out)
+    clf = load_model(model)
+    # the same probabilities as predicting the loader's frame in Python, row by row
+    frame = data.data.set_index(data.data["path"].map(lambda p: Path(p).name))
+    expected = clf.predict_proba(frame.loc[[Path(p).name for p in table.image]])
+    np.testing.assert_allclose(table[list(clf.classes_)].to_numpy(), expected, atol=1e-5)
+    # metadata matters to this model: other ages give other probabilities
+    older = frame.loc[[Path(p).name for p in table.image]].assign(age=90.0)
+    assert not np.allclose(clf.predict_proba(older), expected, atol=1e-5)
+
+
+def test_predict_metadata_model_without_or_with_a_bad_csv(trained_with_metadata, tmp_path,
+                                                           capsys):
+    import pandas as pd
+
+    model, data = trained_with_metadata
+    images = str(Path(data.directory) / "images")
+    assert main(["predict", "--model", str(model), images]) != 0
+    assert "--metadata" in capsys.readouterr().err
+
+    table = pd.read_csv(_metadata_csv(data))
+    table.drop(columns="sex").to_csv(tmp_path / "nosex.csv", index=False)
+    assert main(["predict", "--model", str(model), images, "--metadata",
+                 str(tmp_path / "nosex.csv")]) != 0
+    assert "no column(s) ['sex']" in capsys.readouterr().err
+
+    table.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    assert main(["predict", "--model", str(model), images, "--metadata",
+                 str(tmp_path / "short.csv")]) != 0
+    err = capsys.readouterr().err
+    assert "no row for 1 image(s)" in err and str(table.image_id.iloc[0]) in err
+
+    assert main(["predict", "--model", str(model), images, "--metadata",
+                 str(tmp_path / "absent.csv")]) != 0
+    assert "no metadata file" in capsys.readouterr().err
+
+
+def test_predict_image_model_ignores_metadata_with_a_note(trained, capsys):
+    model, data = trained
+    images = str(Path(data.directory) / "images")
+    assert main(["predict", "--model", str(model), images, "--metadata",
+                 _metadata_csv(data)]) == 0
+    assert "reads no metadata" in capsys.readouterr().err
