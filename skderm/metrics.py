@@ -44,6 +44,7 @@ __all__ = [
     "get_scorers",
     "bootstrap_ci",
     "bootstrap_report",
+    "average_by_lesion",
 ]
 
 #: Minimal ``scoring=`` dict for GridSearchCV / cross_validate
@@ -711,3 +712,61 @@ def bootstrap_report(
         y_true, y_pred, gid, labels, names, n_boot, confidence, _rng(random_state)
     )
     return pd.DataFrame.from_dict(result, orient="index")[["estimate", "low", "high", "std"]]
+
+
+def average_by_lesion(proba, groups, *, method: str = "mean") -> np.ndarray:
+    """Give every image its lesion's average class probabilities.
+
+    HAM10000 photographs many lesions more than once. When the images of one
+    lesion are classified together, averaging their probabilities is a cheap
+    ensemble over views (it raised balanced accuracy by 0.01-0.03 on the
+    fine-tuned folds in ``benchmarks/README.md``). It needs each test image's
+    ``lesion_id``, which a clinic has and a single-image benchmark (the ISIC
+    2018 test set) does not: report figures made with it as such.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_images, n_classes)
+        Class probabilities, e.g. from ``predict_proba``.
+    groups : array-like of shape (n_images,)
+        The lesion of each image. A missing value (None/NaN) leaves that image
+        on its own.
+    method : {"mean", "geometric"}, default="mean"
+        Arithmetic mean of the probabilities, or the normalised geometric mean
+        (mean of log-probabilities).
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_classes)
+        Rows sum to 1; images of a lesion share one row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skderm.metrics import average_by_lesion
+    >>> average_by_lesion(np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]), ["a", "a", "b"])
+    array([[0.6, 0.4],
+           [0.6, 0.4],
+           [0.2, 0.8]])
+    """
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2:
+        raise ValueError(f"proba must be 2-D (n_images, n_classes), got shape {proba.shape}")
+    groups = pd.Series(np.asarray(groups, dtype=object)).reset_index(drop=True)
+    if len(groups) != len(proba):
+        raise ValueError(f"groups has {len(groups)} entries but proba has {len(proba)} rows; "
+                         "pass one lesion id per image, in the same order")
+    if method not in ("mean", "geometric"):
+        raise ValueError(f"method must be 'mean' or 'geometric', got {method!r}")
+    missing = groups.isna().to_numpy()
+    # a missing lesion id stands for a lesion of its own
+    keys = groups.astype(str).to_numpy(dtype=object)
+    keys[missing] = [f"\x00missing{i}" for i in np.flatnonzero(missing)]
+    values = np.log(np.clip(proba, 1e-12, None)) if method == "geometric" else proba
+    codes, index = np.unique(keys, return_inverse=True)
+    sums = np.zeros((len(codes), proba.shape[1]))
+    np.add.at(sums, index, values)
+    mean = sums[index] / np.bincount(index)[index, None]
+    if method == "geometric":
+        mean = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return mean / mean.sum(axis=1, keepdims=True)
