@@ -519,7 +519,8 @@ class LesionClassifier(NeuralNetClassifier):
             frozen = epoch <= self.freeze
             if self.module_.backbone_frozen != frozen:
                 self.module_.set_backbone_frozen(frozen)
-                if not frozen and self.verbose:
+                # (a fit resumed later than that unfreezes silently: nothing changes then)
+                if not frozen and self.verbose and epoch == self.freeze + 1:
                     print(f"Unfreezing the backbone at epoch {epoch}.")
 
     # ------------------------------------------------------------------

@@ -31,7 +31,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 # the numeric-data adapter and the list of checks that cannot apply to an
 # image classifier on skorch, shared with LesionClassifier's own checks
-from test_sklearn_compat import CANNOT_APPLY, CHECK_PARAMS, _as_images
+from test_sklearn_compat import CANNOT_APPLY, CHECK_PARAMS, NumericAsImagesMixin
 
 from skderm import LesionClassifier
 from skderm.accelerate import AcceleratedLesionClassifier
@@ -233,17 +233,8 @@ def test_accelerated_classifier_refuses_settings_processes_would_disagree_on(
         clf.fit(tiny_lesions.data, tiny_lesions.target)
 
 
-class AcceleratedNumericAsImages(AcceleratedLesionClassifier):
+class AcceleratedNumericAsImages(NumericAsImagesMixin, AcceleratedLesionClassifier):
     """Reads sklearn's numeric test data as tiny images (as in test_sklearn_compat)."""
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.string = False
-        return tags
-
-    def _dataset(self, X, y=None, *, fit=False):
-        return super()._dataset(_as_images(X), y, fit=fit)
 
 
 @needs_accelerate

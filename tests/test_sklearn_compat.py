@@ -215,11 +215,11 @@ def _as_images(X):
     return np.round(np.tile(pixels, reps)[:, :192]).astype(np.uint8).reshape(-1, 8, 8, 3)
 
 
-class NumericAsImages(LesionClassifier):
-    """LesionClassifier that reads sklearn's numeric test data as tiny images.
+class NumericAsImagesMixin:
+    """Makes a LesionClassifier read sklearn's numeric test data as tiny images.
 
     Only the input is adapted (in ``_dataset``); fitting, prediction, cloning,
-    pickling and parameters are LesionClassifier's own, so sklearn's checks of
+    pickling and parameters are the classifier's own, so sklearn's checks of
     those run against the real code.
     """
 
@@ -231,6 +231,10 @@ class NumericAsImages(LesionClassifier):
 
     def _dataset(self, X, y=None, *, fit=False):
         return super()._dataset(_as_images(X), y, fit=fit)
+
+
+class NumericAsImages(NumericAsImagesMixin, LesionClassifier):
+    """LesionClassifier that reads sklearn's numeric test data as tiny images."""
 
 
 _IMAGES_NOT_FEATURES = (
