@@ -46,3 +46,25 @@ def test_cli_options_override_the_recipe(tmp_path):
     defaults = build_parser().parse_args(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--recipe", "defaults"])
     assert _make_classifier(defaults).get_params()["lr_schedule"] == "constant"
+
+
+def test_cpu_recipe_is_the_measured_benchmark_variant():
+    """benchmarks/ham10000_cv.py measures "cpu" as cpu_images + these changes."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ham10000_cv.py"
+    spec = importlib.util.spec_from_file_location("ham10000_cv", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    measured = make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune_150_meta_all"])
+    assert _model_params(measured) == _model_params(make_recipe("cpu"))
+    assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
+        _model_params(make_recipe("cpu_images"))
+
+
+def test_recipes_do_not_share_mutable_settings():
+    clf = make_recipe("cpu")
+    clf.metadata_columns.append("anatom_site")
+    assert RECIPES["cpu"]["metadata_columns"] == ["age", "sex", "localization"]
+    assert make_recipe("cpu").metadata_columns == ["age", "sex", "localization"]
