@@ -2,7 +2,11 @@
 
 A recipe is a dict of :class:`~skderm.LesionClassifier` parameters;
 :func:`make_recipe` builds the classifier (any parameter can be overridden)
-and ``skderm train`` / ``skderm cv`` start from the ``"cpu"`` (the default of ``skderm train`` and ``skderm cv``)
+and ``skderm train`` / ``skderm cv`` start from the ``"cpu"`` recipe unless
+told otherwise. ``benchmarks/ham10000_cv.py`` builds its fine-tuned models
+here, so the figures and the recipes cannot drift apart.
+
+``"cpu"`` (the default of ``skderm train`` and ``skderm cv``)
     Fine-tunes ImageNet EfficientNet-Lite0 on HAM10000's 200x150 images at
     150x200, with age, sex and localization fused into the head (so
     ``skderm predict`` needs ``--metadata``), in channels_last (1.6x faster
