@@ -15,9 +15,10 @@ here, so the figures and the recipes cannot drift apart.
     class-balanced cross-entropy; flips, rotation, crops and colour jitter;
     every training image, keeping the last epoch; flip test-time augmentation.
     On 2 shared CPU cores an epoch over 6,400 images took 230-270 s (12
-    epochs: 47.5 minutes; all 8,012 HAM10000 images: about an hour). On the
-    first lesion-grouped HAM10000 fold it scored balanced accuracy 0.697 and
-    MCC 0.637, against 0.675 and 0.553 for ``"cpu_images"``.
+    epochs: 47.5 and 57 minutes; all 8,012 HAM10000 images: about an hour).
+    On the first two lesion-grouped HAM10000 folds it scored balanced
+    accuracy 0.697 and 0.681, MCC 0.637 and 0.622, against 0.675 and 0.633,
+    0.553 and 0.569 for ``"cpu_images"``.
 ``"cpu_images"``
     The same from the image alone, at 112x150 and with the best epoch on a
     lesion-grouped 10% validation split: for images that come without age,
