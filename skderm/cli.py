@@ -301,8 +301,12 @@ def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: 
 
     from skderm.exceptions import DatasetError
 
+    from skderm.datasets import _parse_age
+
     try:
-        table = pd.read_csv(csv)
+        # read as load_ham10000 reads the training CSV: text kept as text (an empty
+        # or "unknown" site stays that string), age parsed by the same rule
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise DatasetError(f"no metadata file at {csv!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -313,7 +317,10 @@ def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: 
     if absent:
         raise DatasetError(f"metadata file {csv!r} has no column(s) {absent}; it has "
                            f"{list(table.columns)} (the model needs image_id and {columns})")
-    table["image_id"] = table["image_id"].astype(str).str.strip()
+    for column in wanted:
+        table[column] = table[column].str.strip()
+    if "age" in columns:
+        table["age"] = _parse_age(table, csv)
     repeated = table["image_id"][table["image_id"].duplicated()].unique()
     if len(repeated):
         raise DatasetError(f"metadata file {csv!r} lists image_id {list(repeated[:5])} more "
