@@ -214,15 +214,20 @@ def describe(recipe: str, args) -> str:
     return recipe
 
 
+def _pm(mean: float, sd: float) -> str:
+    # one fold has no spread: say so rather than print "nan"
+    return f"{mean:.3f} (1 fold)" if np.isnan(sd) else f"{mean:.3f} +/- {sd:.3f}"
+
+
 def markdown(results: list[dict]) -> str:
     lines = ["| recipe | setup | folds | balanced acc. (mean +/- sd) | 95% CI | MCC "
              "(mean +/- sd) | 95% CI | fit time per fold |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(
             f"| {r['recipe']} | {r['setup']} | {r['folds_done']}/{r['n_folds']} | "
-            f"{r['bacc_mean']:.3f} +/- {r['bacc_sd']:.3f} | "
-            f"{r['bacc_ci'][0]:.3f}-{r['bacc_ci'][1]:.3f} | {r['mcc_mean']:.3f} +/- "
-            f"{r['mcc_sd']:.3f} | {r['mcc_ci'][0]:.3f}-{r['mcc_ci'][1]:.3f} | "
+            f"{_pm(r['bacc_mean'], r['bacc_sd'])} | "
+            f"{r['bacc_ci'][0]:.3f}-{r['bacc_ci'][1]:.3f} | {_pm(r['mcc_mean'], r['mcc_sd'])} | "
+            f"{r['mcc_ci'][0]:.3f}-{r['mcc_ci'][1]:.3f} | "
             f"{r['fit_minutes_per_fold']:.1f} min |")
     lines += ["", "The same folds when each image gets its lesion's mean probabilities "
               "(`skderm.metrics.average_by_lesion`; needs lesion_id at prediction time, so "
