@@ -3,7 +3,8 @@
 For each backbone, four settings of the same network (``skderm.network.LesionNet``
 around ``skderm.backbones.build_backbone``) are timed side by side, interleaved:
 fp32 NCHW (the baseline), fp32 channels_last, bfloat16 autocast NCHW and bfloat16
-autocast channels_last. A training step is forward + cross-entropy + backward +
+autocast channels_last (and, with ``--freeze-until``, fp32 channels_last with the
+backbone's first layers frozen, ``LesionClassifier(freeze_until=...)``). A training step is forward + cross-entropy + backward +
 AdamW; inference is a forward pass under ``torch.no_grad``. Inputs are uint8
 batches already on the device, so the figures are the network's ceiling, not the
 data pipeline's (``bench_classifier.py`` and ``bench_pipeline.py`` measure that).
@@ -42,6 +43,15 @@ from skderm.network import LesionNet
 HERE = Path(__file__).resolve().parent
 SETTINGS = [("fp32", False, False), ("fp32 channels_last", False, True),
             ("bf16", True, False), ("bf16 channels_last", True, True)]
+
+
+def settings(args) -> list[tuple[str, bool, bool, str | None]]:
+    """(label, bf16 autocast, channels_last, freeze_until) of each timed setting."""
+    out = [(label, amp, cl, None) for label, amp, cl in SETTINGS]
+    if args.freeze_until:
+        out.append((f"fp32 channels_last, frozen until {args.freeze_until}", False, True,
+                    args.freeze_until))
+    return out
 # timm's benchmark results, train img/s at 224, AMP, RTX 3090 (quoted in the issue)
 PUBLISHED = {"resnet18": 3500, "efficientnet_b0": 1750}
 
@@ -76,10 +86,12 @@ def time_steps(fn, steps: int, device) -> float:
 
 def bench_backbone(name: str, args, device) -> dict:
     nets, opts, data = {}, {}, {}
-    for label, _, cl in SETTINGS:
+    for label, _, cl, until in settings(args):
         torch.manual_seed(0)
         nets[label] = build(name, 7, cl, device)
-        opts[label] = torch.optim.AdamW(nets[label].parameters(), lr=1e-4)
+        nets[label].freeze_until(until)
+        opts[label] = torch.optim.AdamW(
+            [p for p in nets[label].parameters() if p.requires_grad], lr=1e-4)
         data[label] = batch(args, device, cl)
 
     def train_step(label, amp):
@@ -98,13 +110,13 @@ def bench_backbone(name: str, args, device) -> dict:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             net(x)
 
-    for label, amp, _ in SETTINGS:  # warm-up: kernels, allocator, oneDNN primitives
+    for label, amp, _, _ in settings(args):  # warm-up: kernels, allocator, oneDNN primitives
         for _ in range(args.warmup):
             train_step(label, amp)
             infer_step(label, amp)
-    times = {label: {"train": [], "infer": []} for label, _, _ in SETTINGS}
+    times = {label: {"train": [], "infer": []} for label, _, _, _ in settings(args)}
     for _ in range(args.repeats):
-        for label, amp, _ in SETTINGS:
+        for label, amp, _, _ in settings(args):
             times[label]["train"].append(
                 time_steps(lambda: train_step(label, amp), args.steps, device))
             times[label]["infer"].append(
@@ -204,6 +216,9 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="steps per timing (3 CPU, 20 CUDA)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=None, help="default 1 CPU, 5 CUDA")
+    p.add_argument("--freeze-until", default=None, metavar="LAYER",
+                   help="also time fp32 channels_last with the backbone frozen before LAYER "
+                        "(LesionClassifier's freeze_until), e.g. blocks.3")
     p.add_argument("--end-to-end", action="store_true")
     p.add_argument("--e2e-images", type=int, default=None, help="default 256 CPU, 4096 CUDA")
     p.add_argument("--agreement", action="store_true")

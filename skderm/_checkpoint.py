@@ -51,6 +51,9 @@ FORMAT_VERSION = 1
 # parameters that do not change what an epoch computes
 _NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress_bar",
                                 "checkpoint_dir", "device"})
+# parameters added after checkpoints were first written: hashed only when set,
+# so a checkpoint written before they existed still resumes at their default
+_HASHED_WHEN_SET = {"freeze_until": None}
 
 
 # --------------------------------------------------------------------------
@@ -95,6 +98,8 @@ def checkpoint_path(net, dataset) -> str:
     params = net.get_params(deep=False)
     h = hashlib.sha256()
     for name in sorted(params):
+        if name in _HASHED_WHEN_SET and params[name] == _HASHED_WHEN_SET[name]:
+            continue
         if name not in _NOT_FINGERPRINTED:
             h.update(f"{name}={_stable(params[name])};".encode())
     h.update(_data_digest(dataset))

@@ -343,6 +343,41 @@ def build_backbone(name: str | BackboneSpec, weights: str | os.PathLike | None =
     return model, n_features, spec
 
 
+def backbone_layers(backbone) -> list[str]:
+    """Layer names of a backbone, in order, two levels deep.
+
+    These are the names ``LesionClassifier(freeze_until=...)`` accepts: the
+    layers before the one named keep their ImageNet weights.
+
+    Parameters
+    ----------
+    backbone : str, BackboneSpec or torch.nn.Module
+        A registry name (built without weights, nothing is read) or a built
+        backbone.
+
+    Returns
+    -------
+    names : list of str
+
+    Examples
+    --------
+    >>> from skderm.backbones import backbone_layers
+    >>> backbone_layers("tf_efficientnet_lite0")[:5]
+    ['conv_stem', 'bn1', 'blocks.0', 'blocks.1', 'blocks.2']
+    >>> backbone_layers("resnet18")[2:5]
+    ['layer1.0', 'layer1.1', 'layer2.0']
+    """
+    if isinstance(backbone, (str, BackboneSpec)):
+        backbone = build_backbone(backbone, weights=None)[0]
+    out: list[str] = []
+    for name, _ in backbone.named_parameters():
+        path = name.split(".")[:-1] or [name]
+        short = ".".join(path[:2])
+        if short not in out:
+            out.append(short)
+    return out
+
+
 def list_backbones(include: str | None = None):
     """The registry as a DataFrame, with where the weights are on this machine.
 

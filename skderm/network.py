@@ -29,6 +29,9 @@ class LesionNet(nn.Module):
         Number of encoded metadata features concatenated to the image features.
     """
 
+    # class-level default: networks pickled before freeze_until existed load too
+    always_frozen: frozenset = frozenset()
+
     def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
                  hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
         super().__init__()
@@ -46,19 +49,61 @@ class LesionNet(nn.Module):
         self.head = nn.Sequential(*layers)
         self.n_metadata = n_metadata
         self.backbone_frozen = False
+        # names of the leading backbone parameters that never train (freeze_until)
+        self.always_frozen: frozenset[str] = frozenset()
 
     def set_backbone_frozen(self, frozen: bool) -> None:
-        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone."""
+        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone.
+
+        Unfreezing leaves the layers frozen by :meth:`freeze_until` frozen.
+        """
         self.backbone_frozen = bool(frozen)
-        for p in self.backbone.parameters():
-            p.requires_grad_(not frozen)
+        for name, p in self.backbone.named_parameters():
+            p.requires_grad_(not frozen and name not in self.always_frozen)
         self.train(self.training)
+
+    def freeze_until(self, layer: str | None) -> list[str]:
+        """Keep every backbone parameter registered before ``layer`` frozen for good.
+
+        ``layer`` is the name of a backbone submodule (``"blocks.3"``,
+        ``"layer2"``, ``"features.4"``; :func:`skderm.backbones.backbone_layers` lists them) or
+        ``None`` (nothing). The frozen layers get no gradients, keep their
+        BatchNorm statistics, and backpropagation stops where they end, which
+        is what makes the training step faster. Returns the frozen names.
+        """
+        if layer is None:
+            self.always_frozen = frozenset()
+            self.set_backbone_frozen(self.backbone_frozen)
+            return []
+        names = [name for name, _ in self.backbone.named_parameters()]
+        first = next((i for i, name in enumerate(names)
+                      if name == layer or name.startswith(layer + ".")), None)
+        if first is None:
+            from skderm.backbones import backbone_layers
+
+            raise ValueError(
+                f"freeze_until={layer!r} names no layer of this backbone; use one of "
+                f"{backbone_layers(self.backbone)} (or None to train every layer)")
+        self.always_frozen = frozenset(names[:first])
+        self.set_backbone_frozen(self.backbone_frozen)
+        return names[:first]
+
+    def _frozen_norms(self):
+        # BatchNorm layers whose own parameters are all permanently frozen
+        for prefix, m in self.backbone.named_modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase):
+                own = [f"{prefix}.{n}" if prefix else n for n, _ in m.named_parameters()]
+                if own and all(n in self.always_frozen for n in own):
+                    yield m
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self.backbone_frozen:
             # a frozen backbone keeps its ImageNet BatchNorm statistics
             self.backbone.eval()
+        elif mode and self.always_frozen:
+            for m in self._frozen_norms():
+                m.eval()
         return self
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:

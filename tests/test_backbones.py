@@ -486,3 +486,17 @@ def test_mobilenet_v2_package_file_loads():
     assert n_features == 1280
     state = torch.load(path, map_location="cpu", weights_only=True)
     torch.testing.assert_close(model.features[0][0].weight, state["features.0.0.weight"])
+
+
+def test_backbone_layers_are_what_freeze_until_accepts_in_order():
+    from skderm.backbones import backbone_layers
+    from skderm.network import LesionNet
+
+    names = backbone_layers("tf_efficientnet_lite0")
+    assert names[:3] == ["conv_stem", "bn1", "blocks.0"] and names[-2:] == ["conv_head", "bn2"]
+    backbone, n, spec = build_backbone("tf_efficientnet_lite0", weights=None)
+    net = LesionNet(backbone, n, 7, spec.mean, spec.std)
+    frozen = [len(net.freeze_until(name)) for name in names]
+    assert frozen[0] == 0 and frozen == sorted(frozen) and len(set(frozen)) == len(frozen)
+    net.freeze_until(None)
+    assert all(p.requires_grad for p in net.parameters())

@@ -20,9 +20,11 @@ def test_bench_precision_times_every_setting_and_the_package_default(tmp_path):
     bench = _load("bench_precision")
     report = bench.main(["--device", "cpu", "--backbones", "tiny", "--image-size", "32", "32",
                          "--batch-size", "4", "--steps", "1", "--repeats", "1", "--warmup", "0",
-                         "--end-to-end", "--e2e-images", "16", "--out", str(tmp_path)])
+                         "--freeze-until", "1", "--end-to-end", "--e2e-images", "16",
+                         "--out", str(tmp_path)])
     rows = report["backbones"]["tiny"]
-    assert list(rows) == [label for label, _, _ in bench.SETTINGS]
+    assert list(rows) == [label for label, _, _ in bench.SETTINGS] + [
+        "fp32 channels_last, frozen until 1"]
     assert all(r["train"] > 0 and r["infer"] > 0 for r in rows.values())
     assert rows["fp32"]["train_ratio"] == pytest.approx(1.0)
     e2e = report["end_to_end"]["tiny"]

@@ -6,6 +6,7 @@ so the whole file runs in well under a minute on two CPU cores.
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 
@@ -441,6 +442,69 @@ def test_freeze_n_epochs_then_fine_tune(data):
     assert not _params_same(after_1, after_2, clf.module_.backbone, "backbone.")
     assert not clf.module_.backbone_frozen
     assert all(p.requires_grad for p in clf.module_.backbone.parameters())
+
+
+def test_freeze_until_keeps_the_leading_layers_for_the_whole_fit(data):
+    # tiny backbone: 0 = conv+BN (frozen), 1 and 2 train; freeze=1 then unfreezes the rest
+    clf, snap = _fit_with_snapshot(*data, freeze=1, freeze_until="1", max_epochs=2)
+    start, after_1, end = snap.states
+    # weights and BatchNorm running statistics of layer 0 never change
+    assert _same(start, end, "backbone.0.")
+    assert not _params_same(after_1, end, clf.module_.backbone[1], "backbone.1.")
+    assert not _same(start, end, "head.")
+    assert sorted(clf.module_.always_frozen) == ["0.0.weight", "0.1.bias", "0.1.weight"]
+    req = {n: p.requires_grad for n, p in clf.module_.backbone.named_parameters()}
+    assert req == {n: not n.startswith("0.") for n in req}
+    # the frozen BatchNorm stays in eval mode while the network trains
+    clf.module_.train()
+    assert not clf.module_.backbone[0][1].training and clf.module_.backbone[1][1].training
+
+
+def test_freeze_until_stops_backpropagation_at_the_frozen_layers():
+    from skderm.backbones import build_backbone
+    from skderm.network import LesionNet
+
+    backbone, n, spec = build_backbone("tiny", weights=None)
+    net = LesionNet(backbone, n, 3, spec.mean, spec.std)
+    net.freeze_until("2")
+    out = net.backbone[1](net.backbone[0](net.normalize(torch.zeros(2, 3, 16, 16))))
+    assert not out.requires_grad  # nothing before layer 2 is part of the graph
+    net(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)).sum().backward()
+    assert all(p.grad is None for p in net.backbone[:2].parameters())
+    assert all(p.grad is not None for p in net.backbone[2].parameters())
+
+
+@pytest.mark.parametrize("value, match", [
+    ("blocks.3", r"freeze_until='blocks.3' names no layer of this backbone; use one of "
+                 r"\['0.0', '0.1', '1.0', '1.1', '2.0', '2.1'\]"),
+    (3, r"freeze_until=3 is not valid; use a backbone layer name"),
+])
+def test_freeze_until_bad_value_is_named_with_the_choices(data, value, match):
+    with pytest.raises(ValueError, match=match):
+        make_clf(freeze_until=value).fit(*data)
+
+
+def test_freeze_until_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
+    from skderm._checkpoint import checkpoint_path
+
+    paths = {v: checkpoint_path(make_clf(checkpoint_dir=tmp_path, freeze_until=v),
+                                _FakeDataset())
+             for v in (None, "1", "2")}
+    assert len(set(paths.values())) == 3
+    # unset, it is not hashed: checkpoints written before the parameter existed
+    # (this name was computed by skderm 859e790) still resume
+    assert os.path.basename(paths[None]) == PRE_FREEZE_UNTIL_CHECKPOINT
+
+
+PRE_FREEZE_UNTIL_CHECKPOINT = "skderm-0c8844c75089790df9cc.ckpt"
+
+
+class _FakeDataset:
+    images = [np.zeros((2, 2, 3), np.uint8)]
+    y, groups, metadata = np.array([0]), None, None
+
+    def __len__(self):
+        return 1
 
 
 def test_backbone_lr_zero_keeps_backbone_weights(data):
