@@ -65,6 +65,12 @@ FINETUNE_VARIANTS = {
     "finetune_150_meta_all": {"image_size": (150, 200),
                               "metadata_columns": ["age", "sex", "localization"],
                               "valid_size": None},
+    # that with the stem and first three stages frozen for good (a 1.9x faster
+    # training step) and the time saved spent on 16 epochs instead of 12
+    "finetune_150_meta_all_fu3": {"image_size": (150, 200),
+                                  "metadata_columns": ["age", "sex", "localization"],
+                                  "valid_size": None, "freeze_until": "blocks.3",
+                                  "max_epochs": 16},
 }
 
 
@@ -167,7 +173,11 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
                      "mcc": matthews_corrcoef(yt, p),
                      "bacc_lesion_avg": balanced_accuracy_score(yt, pl),
                      "mcc_lesion_avg": matthews_corrcoef(yt, pl),
-                     "fit_seconds": float(f["fit_seconds"]),
+                     # a fold resumed from a checkpoint: its process timed only the
+                     # epochs it ran, the history's epoch durations cover all of them
+                     "fit_seconds": max(float(f["fit_seconds"]),
+                                        float(f["epoch_seconds"]) if "epoch_seconds" in f
+                                        else 0.0),
                      "seconds": float(f["seconds"]), "epochs": int(f["epochs"])})
         idx.append(f["test"])
         pred.append(p)
@@ -205,6 +215,8 @@ def describe(recipe: str, args) -> str:
         meta = " + metadata" if p["metadata_columns"] else ""
         pick = ("last epoch, all training images" if p["valid_size"] is None else
                 f"best epoch on a {p['valid_size']:.0%} validation split")
+        if p["freeze_until"]:
+            meta += f", frozen until {p['freeze_until']}"
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
                 f"{args.epochs or p['max_epochs']} epochs, cosine lr, balanced weights, TTA, "
                 f"{pick}")

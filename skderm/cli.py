@@ -247,7 +247,17 @@ def _make_classifier(args):
     if checkpoint_dir is not None:
         base["checkpoint_dir"] = checkpoint_dir
     nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
-    clf = LesionClassifier(**{**base, **params})
+    recipe = RECIPES[args.recipe]
+    merged = {**base, **params}
+    # freeze_until names a layer of the recipe's own backbone (as make_recipe does)
+    if (recipe.get("freeze_until") and "freeze_until" not in params
+            and merged.get("backbone") != recipe.get("backbone")):
+        merged["freeze_until"] = None
+        _log(args, f"note: the {args.recipe!r} recipe's freeze_until={recipe['freeze_until']!r} "
+                   f"is a layer of {recipe['backbone']}; fine-tuning every layer of "
+                   f"{merged['backbone']} (--param freeze_until=LAYER keeps the layers before "
+                   f"LAYER frozen)")
+    clf = LesionClassifier(**merged)
     if nested_aug:
         clf.set_params(**nested_aug)
     return clf

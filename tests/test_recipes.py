@@ -57,7 +57,8 @@ def test_cpu_recipe_is_the_measured_benchmark_variant():
     spec = importlib.util.spec_from_file_location("ham10000_cv", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    measured = make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune_150_meta_all"])
+    measured = make_recipe("cpu_images",
+                           **bench.FINETUNE_VARIANTS["finetune_150_meta_all_fu3"])
     assert _model_params(measured) == _model_params(make_recipe("cpu"))
     assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
         _model_params(make_recipe("cpu_images"))
@@ -68,3 +69,17 @@ def test_recipes_do_not_share_mutable_settings():
     clf.metadata_columns.append("anatom_site")
     assert RECIPES["cpu"]["metadata_columns"] == ["age", "sex", "localization"]
     assert make_recipe("cpu").metadata_columns == ["age", "sex", "localization"]
+
+
+def test_cpu_recipe_freezes_lite0_layers_only_for_lite0(tmp_path, capsys):
+    assert make_recipe("cpu").get_params()["freeze_until"] == "blocks.3"
+    # the layer name belongs to EfficientNet-Lite0: another backbone trains every layer
+    assert make_recipe("cpu", backbone="tiny").get_params()["freeze_until"] is None
+    assert make_recipe("cpu", backbone="tiny", freeze_until="1").freeze_until == "1"
+    common = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
+              "--backbone", "tiny"]
+    clf = _make_classifier(build_parser().parse_args(common))
+    assert clf.freeze_until is None
+    assert "freeze_until='blocks.3' is a layer of tf_efficientnet_lite0" in capsys.readouterr().out
+    clf = _make_classifier(build_parser().parse_args([*common, "--param", "freeze_until='1'"]))
+    assert clf.freeze_until == "1"
