@@ -26,6 +26,7 @@ beside ours on CUDA.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -118,9 +119,9 @@ def bench_backbone(name: str, args, device) -> dict:
     for _ in range(args.repeats):
         for label, amp, _, _ in settings(args):
             times[label]["train"].append(
-                time_steps(lambda: train_step(label, amp), args.steps, device))
+                time_steps(functools.partial(train_step, label, amp), args.steps, device))
             times[label]["infer"].append(
-                time_steps(lambda: infer_step(label, amp), args.steps, device))
+                time_steps(functools.partial(infer_step, label, amp), args.steps, device))
     n = args.steps * args.batch_size
     rows = {}
     for label in times:
@@ -130,7 +131,8 @@ def bench_backbone(name: str, args, device) -> dict:
     for label in rows:
         rows[label]["train_ratio"] = rows[label]["train"] / base["train"]
         rows[label]["infer_ratio"] = rows[label]["infer"] / base["infer"]
-    del nets, opts, data
+    for d in (nets, opts, data):
+        d.clear()  # free the networks before the next backbone
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return rows

@@ -309,9 +309,8 @@ def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: 
     """A frame of ``files`` and their ``columns`` from ``csv``, matched on image_id = file stem."""
     import pandas as pd
 
-    from skderm.exceptions import DatasetError
-
     from skderm.datasets import _parse_age
+    from skderm.exceptions import DatasetError
 
     try:
         # read as load_ham10000 reads the training CSV: text kept as text (an empty
