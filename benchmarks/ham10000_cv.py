@@ -55,22 +55,18 @@ from skderm.recipes import make_recipe
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 # changes to the "cpu_images" recipe (the "cpu" one until session 3); the last
-# one is the "cpu" recipe now. Checkpoint names follow the parameters, so these
-# stay written out as they were measured.
+# one is the "cpu" recipe now. Checkpoint names follow the parameter values, so a
+# variant's values stay as they were measured.
+_150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
 FINETUNE_VARIANTS = {
     "finetune": {},
-    "finetune_150_meta": {"image_size": (150, 200),
-                          "metadata_columns": ["age", "sex", "localization"]},
+    "finetune_150_meta": _150_META,
     # the same on every training image, keeping the last epoch (no validation split)
-    "finetune_150_meta_all": {"image_size": (150, 200),
-                              "metadata_columns": ["age", "sex", "localization"],
-                              "valid_size": None},
+    "finetune_150_meta_all": {**_150_META, "valid_size": None},
     # that with the stem and first three stages frozen for good (a 1.9x faster
     # training step) and the time saved spent on 16 epochs instead of 12
-    "finetune_150_meta_all_fu3": {"image_size": (150, 200),
-                                  "metadata_columns": ["age", "sex", "localization"],
-                                  "valid_size": None, "freeze_until": "blocks.3",
-                                  "max_epochs": 16},
+    "finetune_150_meta_all_fu3": {**_150_META, "valid_size": None,
+                                  "freeze_until": "blocks.3", "max_epochs": 16},
 }
 
 

@@ -219,23 +219,22 @@ def _check_param_names(params: dict) -> None:
 def _make_classifier(args):
     """A LesionClassifier from the common options of train and cv, --param last."""
     from skderm import LesionClassifier
-    from skderm.recipes import RECIPES
+    from skderm.recipes import RECIPES, _for_backbone
 
     params = _parse_params(args.param)
     _check_param_names(params)
     # the recipe first, then the options given, then --param
-    base = copy.deepcopy(RECIPES[args.recipe])
+    given = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
+             # long work shows batches and decoded images; --quiet silences it
+             "progress_bar": not args.quiet}
     if args.backbone is not None:
-        base["backbone"] = args.backbone
+        given["backbone"] = args.backbone
     if args.epochs is not None:
-        base["max_epochs"] = args.epochs
-    base.update({"random_state": args.seed, "verbose": 0 if args.quiet else 1,
-                 # long work shows batches and decoded images; --quiet silences it
-                 "progress_bar": not args.quiet})
+        given["max_epochs"] = args.epochs
     if args.weights is not None:
-        base["weights"] = None if args.weights.lower() == "none" else args.weights
+        given["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.image_size is not None:
-        base["image_size"] = tuple(args.image_size)
+        given["image_size"] = tuple(args.image_size)
     checkpoint_dir = getattr(args, "checkpoint_dir", None)
     if checkpoint_dir is None and args.command == "train":
         checkpoint_dir = f"{args.out}.checkpoints"  # beside the model, never in the data
@@ -243,16 +242,14 @@ def _make_classifier(args):
         if checkpoint_dir is None:
             raise ValueError("--resume needs --checkpoint-dir DIR: the folder the interrupted "
                              "run wrote its checkpoints to")
-        base["warm_start"] = True
+        given["warm_start"] = True
     if checkpoint_dir is not None:
-        base["checkpoint_dir"] = checkpoint_dir
+        given["checkpoint_dir"] = checkpoint_dir
     nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
     recipe = RECIPES[args.recipe]
-    merged = {**base, **params}
-    # freeze_until names a layer of the recipe's own backbone (as make_recipe does)
-    if (recipe.get("freeze_until") and "freeze_until" not in params
-            and merged.get("backbone") != recipe.get("backbone")):
-        merged["freeze_until"] = None
+    merged = _for_backbone(copy.deepcopy(recipe), {**given, **params})
+    if recipe.get("freeze_until") and merged["freeze_until"] is None \
+            and "freeze_until" not in params:
         _log(args, f"note: the {args.recipe!r} recipe's freeze_until={recipe['freeze_until']!r} "
                    f"is a layer of {recipe['backbone']}; fine-tuning every layer of "
                    f"{merged['backbone']} (--param freeze_until=LAYER keeps the layers before "
@@ -526,9 +523,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="a HAM10000 folder (metadata CSV + images)")
     p.add_argument("--recipe", choices=("cpu", "cpu_images", "defaults"), default="cpu",
                    help="starting settings (skderm.recipes): 'cpu' (default) fine-tunes "
-                        "EfficientNet-Lite0 at 150x200 with age/sex/localization for 12 "
-                        "epochs; 'cpu_images' from the image alone at 112x150 (about twice "
-                        "as fast; its models predict without --metadata); 'defaults' is "
+                        "EfficientNet-Lite0 at 150x200 with age/sex/localization from "
+                        "blocks.3 on for 16 epochs; 'cpu_images' from the image alone at "
+                        "112x150 (its models predict without --metadata); 'defaults' is "
                         "LesionClassifier's defaults; the options below override it")
     p.add_argument("--backbone", default=None,
                    help="a name from `skderm backbones` (default: the recipe's)")
