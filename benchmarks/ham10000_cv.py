@@ -10,7 +10,10 @@ finetune      the "cpu_images" fine-tuning recipe (images only): EfficientNet-Li
               balanced class weights, flips/rotation/colour jitter, flip TTA
 finetune_150_meta  the same at 150x200 with age/sex/localization fused into the head
 finetune_150_meta_all  the same on all training images (no validation split), last
-              epoch: the "cpu" recipe, ``skderm train``'s default
+              epoch (the "cpu" recipe before freeze_until)
+finetune_150_meta_all_fu3  that with the stem and blocks 0-2 frozen (``freeze_until=
+              "blocks.3"``) for 16 epochs: the "cpu" recipe, ``skderm train``'s default
+finetune_192_meta_all_fu3  exploratory: that upsampled to 192x256, 12 epochs
 ensemble      soft vote of the saved out-of-fold probabilities of --members
               (weighted by --member-weights): no training of its own
 
@@ -67,6 +70,9 @@ FINETUNE_VARIANTS = {
     # training step) and the time saved spent on 16 epochs instead of 12
     "finetune_150_meta_all_fu3": {**_150_META, "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 16},
+    # exploratory: that upsampled to 192x256 (1.64x the pixels) for 12 epochs
+    "finetune_192_meta_all_fu3": {**_150_META, "image_size": (192, 256), "valid_size": None,
+                                  "freeze_until": "blocks.3", "max_epochs": 12},
 }
 
 

@@ -16,11 +16,13 @@ here, so the figures and the recipes cannot drift apart.
     backbone) over 16 epochs; class-balanced cross-entropy; flips, rotation,
     crops and colour jitter; every training image, keeping the last epoch;
     flip test-time augmentation. On 2 shared CPU cores an epoch over 6,400
-    images took 125-150 s (16 epochs: 35 minutes; all 8,012 HAM10000 images:
-    about 45). On the first two lesion-grouped HAM10000 folds it scored
-    balanced accuracy 0.737 and 0.673, MCC 0.682 and 0.619, against 0.697
-    and 0.681, 0.637 and 0.622 for the same recipe fine-tuning every layer
-    for 12 epochs (47.5 and 57 minutes), the default before it.
+    images took 120-165 s (16 epochs: 34-39 minutes; all 8,012 HAM10000
+    images: about 45). In 5-fold lesion-grouped cross-validation on the
+    200x150 HAM10000 copy it scored balanced accuracy 0.698 +/- 0.026 and
+    MCC 0.632 +/- 0.031; on the first two folds 0.737 and 0.673 (MCC 0.682
+    and 0.619), against 0.697 and 0.681 (0.637 and 0.622) for the same
+    recipe fine-tuning every layer for 12 epochs (47.5 and 57 minutes), the
+    default before it.
 ``"cpu_images"``
     The same from the image alone, at 112x150 and with the best epoch on a
     lesion-grouped 10% validation split: for images that come without age,
