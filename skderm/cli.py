@@ -248,8 +248,8 @@ def _make_classifier(args):
     nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
     recipe = RECIPES[args.recipe]
     merged = _for_backbone(copy.deepcopy(recipe), {**given, **params})
-    if recipe.get("freeze_until") and merged["freeze_until"] is None \
-            and "freeze_until" not in params:
+    if merged.get("freeze_until") != {**recipe, **given, **params}.get("freeze_until"):
+        # _for_backbone dropped the recipe's layer name: say so
         _log(args, f"note: the {args.recipe!r} recipe's freeze_until={recipe['freeze_until']!r} "
                    f"is a layer of {recipe['backbone']}; fine-tuning every layer of "
                    f"{merged['backbone']} (--param freeze_until=LAYER keeps the layers before "
