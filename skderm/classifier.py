@@ -51,7 +51,7 @@ from skderm.inputs import (
     metadata_encoder,
     parse_X,
 )
-from skderm.losses import FocalLoss
+from skderm.losses import FocalLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
 from skderm.transforms import resolve_augmentation
 
@@ -127,7 +127,9 @@ class LesionClassifier(NeuralNetClassifier):
     focal_gamma : float, default=2.0
         Focusing parameter of the focal loss.
     label_smoothing : float, default=0.0
-        Label smoothing of the cross-entropy loss.
+        Label smoothing of the cross-entropy loss
+        (:class:`skderm.losses.SmoothedCrossEntropy`: class weights weight
+        samples, not the smoothing term of each class).
     valid_size : float or None, default=0.2
         Fraction of lesions held out (stratified by class, grouped by
         ``group_column``) for validation scores, early stopping and
@@ -409,6 +411,11 @@ class LesionClassifier(NeuralNetClassifier):
             kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
         if self.loss == "focal":
             self.criterion_ = FocalLoss(gamma=self.focal_gamma, **kwargs)
+        elif self.label_smoothing and self.criterion is nn.CrossEntropyLoss:
+            # torch's CrossEntropyLoss would weight the smoothing term of every
+            # class by that class's weight (see SmoothedCrossEntropy)
+            self.criterion_ = SmoothedCrossEntropy(label_smoothing=self.label_smoothing,
+                                                   **kwargs)
         else:
             if self.label_smoothing:
                 kwargs.setdefault("label_smoothing", self.label_smoothing)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["FocalLoss"]
+__all__ = ["FocalLoss", "SmoothedCrossEntropy"]
 
 
 class FocalLoss(nn.Module):
@@ -42,6 +42,57 @@ class FocalLoss(nn.Module):
         logp = F.log_softmax(logits.float(), dim=1)
         logp_t = logp.gather(1, target[:, None]).squeeze(1)
         loss = -((1 - logp_t.exp()).clamp_min(0) ** self.gamma) * logp_t
+        w = None if self.weight is None else self.weight.to(loss.dtype)[target]
+        if w is not None:
+            loss = loss * w
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        return loss.sum() / (w.sum() if w is not None else loss.new_tensor(len(loss)))
+
+
+class SmoothedCrossEntropy(nn.Module):
+    """Label-smoothed cross entropy whose class weights weight samples.
+
+    ``L = w_y [(1 - eps) (-log p_y) + eps * mean_c(-log p_c)]``, and the mean
+    divides by the summed weights of the targets. With ``weight=None`` it is
+    :class:`torch.nn.CrossEntropyLoss` ``(label_smoothing=eps)``; with
+    ``eps=0`` it is ``CrossEntropyLoss(weight=weight)``.
+
+    ``CrossEntropyLoss(weight=w, label_smoothing=eps)`` differs: it weights the
+    smoothing term of every class by that class's weight, so with balanced
+    weights on HAM10000 (about 12 for df, 0.2 for nv) a nevus image is
+    penalised for not predicting df, and confident nevus predictions cost more
+    than uncertain ones. A model trained with it stops predicting nevi (seen
+    on real data: nevus recall 0.52). Here a sample's loss never depends on
+    the weights of classes other than its own.
+
+    Parameters
+    ----------
+    label_smoothing : float, default=0.0
+        In [0, 1).
+    weight : Tensor of shape (n_classes,), default=None
+        Per-class weights of the samples.
+    reduction : {"mean", "sum", "none"}, default="mean"
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, weight: torch.Tensor | None = None,
+                 reduction: str = "mean"):
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.label_smoothing = float(label_smoothing)
+        self.reduction = reduction
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1)
+        nll = -logp.gather(1, target[:, None]).squeeze(1)
+        eps = self.label_smoothing
+        loss = (1 - eps) * nll - eps * logp.mean(dim=1)
         w = None if self.weight is None else self.weight.to(loss.dtype)[target]
         if w is not None:
             loss = loss * w

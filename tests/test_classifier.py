@@ -28,7 +28,7 @@ from skderm.classifier import LesionClassifier, LesionNet
 from skderm.datasets import DX_CLASSES, make_lesions
 from skderm.exceptions import ImageError
 from skderm.images import load_images
-from skderm.losses import FocalLoss
+from skderm.losses import FocalLoss, SmoothedCrossEntropy
 from skderm.model_selection import lesion_train_test_split
 from skderm.transforms import Augmentation
 
@@ -550,8 +550,48 @@ def test_focal_loss_trains(data):
 
 def test_label_smoothing_reaches_the_loss(data):
     X, y = data
-    clf = make_clf(max_epochs=1, label_smoothing=0.1).fit(X, y)
+    clf = make_clf(max_epochs=1, label_smoothing=0.1, class_weight="balanced").fit(X, y)
+    assert isinstance(clf.criterion_, SmoothedCrossEntropy)
     assert clf.criterion_.label_smoothing == pytest.approx(0.1)
+    assert clf.criterion_.weight is not None
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_smoothed_cross_entropy_matches_torch_where_torch_is_right(reduction, eps):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 7, generator=gen)
+    target = torch.randint(0, 7, (16,), generator=gen)
+    weight = torch.rand(7, generator=gen) + 0.5
+    # unweighted: torch's label smoothing
+    torch.testing.assert_close(
+        SmoothedCrossEntropy(eps, reduction=reduction)(logits, target),
+        nn.CrossEntropyLoss(label_smoothing=eps, reduction=reduction)(logits, target))
+    # no smoothing: torch's class weights
+    torch.testing.assert_close(
+        SmoothedCrossEntropy(0.0, weight=weight, reduction=reduction)(logits, target),
+        nn.CrossEntropyLoss(weight=weight, reduction=reduction)(logits, target))
+
+
+def test_smoothed_cross_entropy_ignores_other_classes_weights():
+    # HAM10000's balanced weights, roughly: a nevus (class 5) weighs 0.2, df 12
+    weight = torch.tensor([3.5, 2.2, 1.05, 12.0, 1.0, 0.2, 8.1])
+    target = torch.tensor([5])
+    unweighted = SmoothedCrossEntropy(0.1)
+    weighted = SmoothedCrossEntropy(0.1, weight=weight)
+    losses = []
+    for confidence in (0.5, 0.9, 0.99):
+        p = torch.full((1, 7), (1 - confidence) / 6)
+        p[0, 5] = confidence
+        torch.testing.assert_close(weighted(p.log(), target), unweighted(p.log(), target))
+        losses.append(weighted(p.log(), target).item())
+        # torch's version: the nevus image pays for not predicting df, so its loss
+        # grows as the prediction gets more right
+        torch_ce = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1)(p.log(), target)
+        assert torch_ce.item() > 2 * losses[-1]
+    assert losses[0] > losses[1]  # more confident and right: lower loss
+    with pytest.raises(ValueError, match="label_smoothing"):
+        SmoothedCrossEntropy(1.0)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
