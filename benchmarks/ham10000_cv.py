@@ -14,6 +14,8 @@ finetune_150_meta_all  the same on all training images (no validation split), la
 finetune_150_meta_all_fu3  that with the stem and blocks 0-2 frozen (``freeze_until=
               "blocks.3"``) for 16 epochs: the "cpu" recipe, ``skderm train``'s default
 finetune_192_meta_all_fu3  exploratory: that upsampled to 192x256, 12 epochs
+gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
+              metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
               (weighted by --member-weights): no training of its own
 
@@ -42,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -73,7 +76,11 @@ FINETUNE_VARIANTS = {
     # exploratory: that upsampled to 192x256 (1.64x the pixels) for 12 epochs
     "finetune_192_meta_all_fu3": {**_150_META, "image_size": (192, 256), "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 12},
+    # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
+    "gpu": {},
 }
+# the skderm.recipes recipe each variant starts from (default "cpu_images")
+VARIANT_BASE = {"gpu": "gpu"}
 
 
 def features_model(backbone, size, C, metadata: bool):
@@ -99,7 +106,9 @@ def build(recipe: str, args):
                      **FINETUNE_VARIANTS[recipe]}
         if args.epochs is not None:
             overrides["max_epochs"] = args.epochs
-        return make_recipe("cpu_images", **overrides)
+        if args.weights is not None:
+            overrides["weights"] = args.weights
+        return make_recipe(VARIANT_BASE.get(recipe, "cpu_images"), **overrides)
     raise ValueError(f"unknown recipe {recipe!r}")
 
 
@@ -109,6 +118,7 @@ def _fold_file(recipe: str, k: int) -> Path:
 
 def run_folds(recipe, X, y, groups, splits, args) -> None:
     """Fit and save the out-of-fold probabilities of each fold not saved yet."""
+    longest = 0.0
     for k, (train, test) in enumerate(splits):
         out = _fold_file(recipe, k)
         if args.only_folds is not None and k not in args.only_folds:
@@ -116,23 +126,37 @@ def run_folds(recipe, X, y, groups, splits, args) -> None:
         if out.exists() and not args.force:
             print(f"  {recipe} fold {k}: saved in {out.name}, skipped", flush=True)
             continue
+        elapsed = (time.perf_counter() - args.started) / 60
+        if args.time_budget is not None and elapsed + longest > args.time_budget:
+            print(f"  {recipe} fold {k}: not started: {elapsed:.1f} min spent, the longest "
+                  f"fold took {longest:.1f}, --time-budget is {args.time_budget:g} min",
+                  flush=True)
+            continue
         assert not set(groups.iloc[train]) & set(groups.iloc[test])
         t = time.perf_counter()
         model = clone(build(recipe, args)).fit(X.iloc[train], y.iloc[train])
         fit_s = time.perf_counter() - t
         proba = model.predict_proba(X.iloc[test])
         seconds = time.perf_counter() - t
+        longest = max(longest, seconds / 60)
         history = getattr(model, "history_", None) or []
         epochs = len(history)
         # the epochs' own time, also across an interruption and resume
         epoch_s = float(sum(h.get("dur", 0.0) for h in history))
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, test=test, proba=proba, classes=np.asarray(model.classes_, dtype=str),
-                 fit_seconds=fit_s, seconds=seconds, epochs=epochs, epoch_seconds=epoch_s)
+                 device=_device_name(getattr(model, "device", "cpu")), fit_seconds=fit_s, seconds=seconds, epochs=epochs, epoch_seconds=epoch_s)
         pred = np.asarray(model.classes_)[proba.argmax(1)]
         print(f"  {recipe} fold {k}: bacc {balanced_accuracy_score(y.iloc[test], pred):.3f} "
               f"mcc {matthews_corrcoef(y.iloc[test], pred):.3f} (fit {fit_s / 60:.1f} min, "
               f"{epochs} epochs, total {seconds / 60:.1f} min)", flush=True)
+
+
+def _device_name(device) -> str:
+    """What fitted a fold: "cpu" or the GPU's name (fit times depend on it)."""
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                       else "cpu" if device == "auto" else device)
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
 
 def _load_folds(recipe: str, n_folds: int) -> dict[int, dict]:
@@ -156,8 +180,12 @@ def ensemble_folds(members: list[str], weights: list[float], n_folds: int) -> No
         assert all((p["classes"] == classes).all() and (p["test"] == parts[0]["test"]).all()
                    for p in parts)
         proba = sum(w * p["proba"] for w, p in zip(weights, parts, strict=True)) / sum(weights)
+        devices = sorted({str(p["device"]) if "device" in p else "cpu" for p in parts})
         np.savez(_fold_file("ensemble", k), test=parts[0]["test"], proba=proba, classes=classes,
-                 fit_seconds=sum(float(p["fit_seconds"]) for p in parts),
+                 device=" + ".join(devices),
+                 # a member resumed from a checkpoint: its epochs' own time (as summarize)
+                 fit_seconds=sum(max(float(p["fit_seconds"]), float(p.get("epoch_seconds", 0)))
+                                 for p in parts),
                  seconds=sum(float(p["seconds"]) for p in parts), epochs=0)
 
 
@@ -180,7 +208,8 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
                      "fit_seconds": max(float(f["fit_seconds"]),
                                         float(f["epoch_seconds"]) if "epoch_seconds" in f
                                         else 0.0),
-                     "seconds": float(f["seconds"]), "epochs": int(f["epochs"])})
+                     "seconds": float(f["seconds"]), "epochs": int(f["epochs"]),
+                     "device": str(f["device"]) if "device" in f else "cpu"})
         idx.append(f["test"])
         pred.append(p)
     idx, pred = np.concatenate(idx), np.concatenate(pred)
@@ -203,6 +232,7 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
         "mcc_lesion_avg_mean": float(t.mcc_lesion_avg.mean()),
         "recall": dict(zip(classes, np.round(recall, 3).tolist(), strict=True)),
         "fit_minutes_per_fold": float(t.fit_seconds.mean() / 60),
+        "device": ", ".join(sorted(set(t.device))),
         "folds": rows,
     }
 
@@ -213,12 +243,15 @@ def describe(recipe: str, args) -> str:
         meta = " + metadata" if recipe == "fusion" else ""
         return f"frozen {args.backbones[0]} {size}{meta}, flip TTA, LR C={args.C}"
     if recipe in FINETUNE_VARIANTS:
-        p = make_recipe("cpu_images", **FINETUNE_VARIANTS[recipe]).get_params()
+        p = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"),
+                        **FINETUNE_VARIANTS[recipe]).get_params()
         meta = " + metadata" if p["metadata_columns"] else ""
         pick = ("last epoch, all training images" if p["valid_size"] is None else
                 f"best epoch on a {p['valid_size']:.0%} validation split")
         if p["freeze_until"]:
             meta += f", frozen until {p['freeze_until']}"
+        if p["label_smoothing"]:
+            meta += f", label smoothing {p['label_smoothing']:g}"
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
                 f"{args.epochs or p['max_epochs']} epochs, cosine lr, balanced weights, TTA, "
                 f"{pick}")
@@ -242,7 +275,8 @@ def markdown(results: list[dict]) -> str:
             f"{_pm(r['bacc_mean'], r['bacc_sd'])} | "
             f"{r['bacc_ci'][0]:.3f}-{r['bacc_ci'][1]:.3f} | {_pm(r['mcc_mean'], r['mcc_sd'])} | "
             f"{r['mcc_ci'][0]:.3f}-{r['mcc_ci'][1]:.3f} | "
-            f"{r['fit_minutes_per_fold']:.1f} min |")
+            f"{r['fit_minutes_per_fold']:.1f} min"
+            f"{'' if r.get('device', 'cpu') == 'cpu' else ' (' + r['device'] + ')'} |")
     lines += ["", "The same folds when each image gets its lesion's mean probabilities "
               "(`skderm.metrics.average_by_lesion`; needs lesion_id at prediction time, so "
               "not comparable with single-image benchmarks):", "",
@@ -269,14 +303,21 @@ def main() -> None:
                    help="image size of the frozen-feature recipes")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", help="comma-separated fold numbers to run (default: all)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="start no fold that would end past MINUTES after launch, judging "
+                        "by the longest fold so far (the others run in a later call)")
     p.add_argument("--force", action="store_true", help="recompute folds already saved")
     p.add_argument("--C", type=float, default=0.05)
     p.add_argument("--epochs", type=int, default=None,
                    help="max_epochs of finetune (default: the recipe's)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights file of the fine-tuned recipes' backbone (default: the "
+                        "installed ImageNet weights)")
     p.add_argument("--members", default="finetune,fusion", help="recipes the ensemble votes")
     p.add_argument("--member-weights", default=None,
                    help="comma-separated weights of --members (default: equal)")
     args = p.parse_args()
+    args.started = time.perf_counter()
     args.backbones = args.backbones.split(",")
     args.only_folds = (None if args.only_folds is None
                        else {int(k) for k in args.only_folds.split(",")})
@@ -285,8 +326,9 @@ def main() -> None:
                            else [float(w) for w in args.member_weights.split(",")])
     data = load_ham10000(args.data)
     X, y, groups = data.data, data.target, data.groups
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     print(f"{len(X)} images, {groups.nunique()} lesions; {platform.processor() or 'cpu'}, "
-          f"{os.cpu_count()} cores", flush=True)
+          f"{os.cpu_count()} cores{gpu}", flush=True)
     splits = list(StratifiedGroupKFold(n_splits=args.folds, shuffle=True,
                                        random_state=0).split(X, y, groups))
     for recipe in args.recipes.split(","):

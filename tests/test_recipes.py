@@ -25,8 +25,8 @@ def test_make_recipe_applies_the_recipe_and_overrides():
 
 
 def test_unknown_recipe_names_the_choices():
-    with pytest.raises(ValueError, match=r"unknown recipe 'gpu'.*'cpu'"):
-        make_recipe("gpu")
+    with pytest.raises(ValueError, match=r"unknown recipe 'tpu'.*'cpu'"):
+        make_recipe("tpu")
 
 
 @pytest.mark.parametrize("command", ["train", "cv"])
@@ -62,6 +62,24 @@ def test_cpu_recipe_is_the_measured_benchmark_variant():
     assert _model_params(measured) == _model_params(make_recipe("cpu"))
     assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
         _model_params(make_recipe("cpu_images"))
+
+
+def test_gpu_recipe_is_the_measured_benchmark_variant_and_a_cli_choice(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ham10000_cv.py"
+    spec = importlib.util.spec_from_file_location("ham10000_cv", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    measured = make_recipe(bench.VARIANT_BASE["gpu"], **bench.FINETUNE_VARIANTS["gpu"])
+    assert _model_params(measured) == _model_params(make_recipe("gpu"))
+    params = make_recipe("gpu").get_params()
+    assert (params["backbone"], params["image_size"], params["freeze_until"]) == \
+        ("tf_efficientnet_lite2", (240, 320), None)
+    args = build_parser().parse_args(
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--recipe", "gpu"])
+    assert _model_params(_make_classifier(args)) == _model_params(make_recipe("gpu"))
 
 
 def test_recipes_do_not_share_mutable_settings():
