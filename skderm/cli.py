@@ -527,7 +527,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "blocks.3 on for 16 epochs; 'cpu_images' from the image alone at "
                         "112x150 (its models predict without --metadata); 'gpu' every layer "
                         "of EfficientNet-Lite2 at 240x320 for 15 epochs, for a CUDA GPU "
-                        "(2 minutes on an H100, as accurate as 'cpu'); 'defaults' is "
+                        "(2 minutes on an H100, no more accurate than 'cpu'); 'defaults' is "
                         "LesionClassifier's defaults; the options below override it")
     p.add_argument("--backbone", default=None,
                    help="a name from `skderm backbones` (default: the recipe's)")

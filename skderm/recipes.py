@@ -35,9 +35,10 @@ here, so the figures and the recipes cannot drift apart.
     for 15 epochs of 64 images, in bfloat16 autocast and channels_last;
     otherwise as ``"cpu"``. On one H100 a fit took 1.3-2.3 minutes. In the
     same 5-fold cross-validation it scored balanced accuracy 0.680 +/- 0.034
-    and MCC 0.638 +/- 0.017: no better than ``"cpu"`` (fine-tuning every
-    layer of the larger network overfits these 6,400 images, training loss
-    0.2), so it is a fast option, not the default. A soft vote of the two
+    and MCC 0.638 +/- 0.017: no better than ``"cpu"`` (its training loss
+    also ends near 0.2: the larger network fine-tuned end to end does not
+    generalise better from these 6,400 images), so it is a fast option, not
+    the default. A soft vote of the two
     scored 0.715 +/- 0.019 / 0.660 +/- 0.028.
 ``"defaults"``
     LesionClassifier's own defaults (ImageNet input size, constant learning
