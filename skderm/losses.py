@@ -9,7 +9,32 @@ import torch.nn.functional as F
 __all__ = ["FocalLoss", "SmoothedCrossEntropy"]
 
 
-class FocalLoss(nn.Module):
+class _SampleWeightedLoss(nn.Module):
+    """Per-sample losses weighted by their target's class weight, then reduced.
+
+    ``"mean"`` divides by the summed weights of the targets, like
+    :class:`torch.nn.CrossEntropyLoss`.
+    """
+
+    def __init__(self, weight: torch.Tensor | None, reduction: str):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
+
+    def _reduce(self, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = None if self.weight is None else self.weight.to(loss.dtype)[target]
+        if w is not None:
+            loss = loss * w
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        return loss.sum() / (w.sum() if w is not None else loss.new_tensor(len(loss)))
+
+
+class FocalLoss(_SampleWeightedLoss):
     """Multi-class focal loss (Lin et al., 2017) on logits.
 
     ``FL = -w_y (1 - p_y)^gamma log p_y``: with ``gamma=0`` it is the
@@ -29,30 +54,19 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
                  reduction: str = "mean"):
-        super().__init__()
         if gamma < 0:
             raise ValueError(f"focal loss gamma must be >= 0, got {gamma}")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        super().__init__(weight, reduction)
         self.gamma = float(gamma)
-        self.reduction = reduction
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logp = F.log_softmax(logits.float(), dim=1)
         logp_t = logp.gather(1, target[:, None]).squeeze(1)
         loss = -((1 - logp_t.exp()).clamp_min(0) ** self.gamma) * logp_t
-        w = None if self.weight is None else self.weight.to(loss.dtype)[target]
-        if w is not None:
-            loss = loss * w
-        if self.reduction == "none":
-            return loss
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss.sum() / (w.sum() if w is not None else loss.new_tensor(len(loss)))
+        return self._reduce(loss, target)
 
 
-class SmoothedCrossEntropy(nn.Module):
+class SmoothedCrossEntropy(_SampleWeightedLoss):
     """Label-smoothed cross entropy whose class weights weight samples.
 
     ``L = w_y [(1 - eps) (-log p_y) + eps * mean_c(-log p_c)]``, and the mean
@@ -79,25 +93,14 @@ class SmoothedCrossEntropy(nn.Module):
 
     def __init__(self, label_smoothing: float = 0.0, weight: torch.Tensor | None = None,
                  reduction: str = "mean"):
-        super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        super().__init__(weight, reduction)
         self.label_smoothing = float(label_smoothing)
-        self.reduction = reduction
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logp = F.log_softmax(logits.float(), dim=1)
         nll = -logp.gather(1, target[:, None]).squeeze(1)
         eps = self.label_smoothing
         loss = (1 - eps) * nll - eps * logp.mean(dim=1)
-        w = None if self.weight is None else self.weight.to(loss.dtype)[target]
-        if w is not None:
-            loss = loss * w
-        if self.reduction == "none":
-            return loss
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss.sum() / (w.sum() if w is not None else loss.new_tensor(len(loss)))
+        return self._reduce(loss, target)
