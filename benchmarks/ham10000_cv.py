@@ -56,6 +56,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skderm import BackboneFeatures, load_ham10000
 from skderm.metrics import average_by_lesion, bootstrap_report
+from skderm.network import resolve_device
 from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -153,10 +154,9 @@ def run_folds(recipe, X, y, groups, splits, args) -> None:
 
 
 def _device_name(device) -> str:
-    """What fitted a fold: "cpu" or the GPU's name (fit times depend on it)."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                       else "cpu" if device == "auto" else device)
-    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    """What fitted a fold: "cpu", "mps" or the CUDA GPU's name (fit times depend on it)."""
+    dev = torch.device(resolve_device(device))
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
 
 
 def _load_folds(recipe: str, n_folds: int) -> dict[int, dict]:

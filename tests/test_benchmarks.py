@@ -48,3 +48,20 @@ def test_ham10000_cv_table_says_one_fold_instead_of_nan():
     assert "nan" not in table
     assert "0.700 (1 fold)" in table and "0.600 (1 fold)" in table
     assert "0.700 +/- 0.010" in table and "0.600 +/- 0.020" in table
+
+
+def test_ham10000_cv_table_names_the_device_of_gpu_folds(monkeypatch):
+    import torch
+
+    bench = _load("ham10000_cv")
+    row = {"recipe": "r", "setup": "s", "folds_done": 5, "n_folds": 5, "bacc_mean": 0.7,
+           "bacc_sd": 0.01, "mcc_sd": 0.02, "mcc_mean": 0.6, "bacc_ci": [0.6, 0.8],
+           "mcc_ci": [0.5, 0.7], "fit_minutes_per_fold": 1.5, "bacc_lesion_avg_mean": 0.7,
+           "mcc_lesion_avg_mean": 0.6, "recall": {"a": 0.5}}
+    table = bench.markdown([{**row, "device": "cpu"}, {**row, "recipe": "g", "device": "H100"}])
+    assert "| 1.5 min |" in table and "| 1.5 min (H100) |" in table
+    # a fold fitted on "auto" is named by the device it resolved to, not "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert bench._device_name("auto") == "cpu"
+    assert bench._device_name("cpu") == "cpu"
