@@ -146,7 +146,8 @@ def run_folds(recipe, X, y, groups, splits, args) -> None:
         epoch_s = float(sum(h.get("dur", 0.0) for h in history))
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, test=test, proba=proba, classes=np.asarray(model.classes_, dtype=str),
-                 device=_device_name(getattr(model, "device", "cpu")), fit_seconds=fit_s, seconds=seconds, epochs=epochs, epoch_seconds=epoch_s)
+                 device=_device_name(getattr(model, "device", "cpu")), fit_seconds=fit_s,
+                 seconds=seconds, epochs=epochs, epoch_seconds=epoch_s)
         pred = np.asarray(model.classes_)[proba.argmax(1)]
         print(f"  {recipe} fold {k}: bacc {balanced_accuracy_score(y.iloc[test], pred):.3f} "
               f"mcc {matthews_corrcoef(y.iloc[test], pred):.3f} (fit {fit_s / 60:.1f} min, "
@@ -157,6 +158,16 @@ def _device_name(device) -> str:
     """What fitted a fold: "cpu", "mps" or the CUDA GPU's name (fit times depend on it)."""
     dev = torch.device(resolve_device(device))
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+
+
+def _fold_device(fold: dict) -> str:
+    return str(fold["device"]) if "device" in fold else "cpu"  # folds saved before it was
+
+
+def _fold_fit_seconds(fold: dict) -> float:
+    # a fold resumed from a checkpoint: its process timed only the epochs it
+    # ran, the history's epoch durations cover all of them
+    return max(float(fold["fit_seconds"]), float(fold.get("epoch_seconds", 0.0)))
 
 
 def _load_folds(recipe: str, n_folds: int) -> dict[int, dict]:
@@ -180,12 +191,10 @@ def ensemble_folds(members: list[str], weights: list[float], n_folds: int) -> No
         assert all((p["classes"] == classes).all() and (p["test"] == parts[0]["test"]).all()
                    for p in parts)
         proba = sum(w * p["proba"] for w, p in zip(weights, parts, strict=True)) / sum(weights)
-        devices = sorted({str(p["device"]) if "device" in p else "cpu" for p in parts})
+        devices = sorted({_fold_device(p) for p in parts})
         np.savez(_fold_file("ensemble", k), test=parts[0]["test"], proba=proba, classes=classes,
                  device=" + ".join(devices),
-                 # a member resumed from a checkpoint: its epochs' own time (as summarize)
-                 fit_seconds=sum(max(float(p["fit_seconds"]), float(p.get("epoch_seconds", 0)))
-                                 for p in parts),
+                 fit_seconds=sum(_fold_fit_seconds(p) for p in parts),
                  seconds=sum(float(p["seconds"]) for p in parts), epochs=0)
 
 
@@ -203,13 +212,9 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
                      "mcc": matthews_corrcoef(yt, p),
                      "bacc_lesion_avg": balanced_accuracy_score(yt, pl),
                      "mcc_lesion_avg": matthews_corrcoef(yt, pl),
-                     # a fold resumed from a checkpoint: its process timed only the
-                     # epochs it ran, the history's epoch durations cover all of them
-                     "fit_seconds": max(float(f["fit_seconds"]),
-                                        float(f["epoch_seconds"]) if "epoch_seconds" in f
-                                        else 0.0),
+                     "fit_seconds": _fold_fit_seconds(f),
                      "seconds": float(f["seconds"]), "epochs": int(f["epochs"]),
-                     "device": str(f["device"]) if "device" in f else "cpu"})
+                     "device": _fold_device(f)})
         idx.append(f["test"])
         pred.append(p)
     idx, pred = np.concatenate(idx), np.concatenate(pred)
