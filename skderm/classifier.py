@@ -45,13 +45,14 @@ from skderm.inputs import (
     LesionDataset,
     check_labels,
     check_metadata_at_predict,
+    class_prior,
     class_weights,
     collate,
     decode,
     metadata_encoder,
     parse_X,
 )
-from skderm.losses import FocalLoss, SmoothedCrossEntropy
+from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
 from skderm.transforms import resolve_augmentation
 
@@ -83,7 +84,7 @@ def _mcc(net, X, y):
 
 
 _MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
-_LOSSES = ("cross_entropy", "focal")
+_LOSSES = ("cross_entropy", "focal", "logit_adjusted")
 _SCHEDULES = ("constant", "cosine")
 
 
@@ -123,9 +124,15 @@ class LesionClassifier(NeuralNetClassifier):
         (``augmentation__rotation``).
     class_weight : None, "balanced" or dict, default=None
         Class weights of the loss; ``"balanced"`` is ``n / (k * count)``.
-    loss : {"cross_entropy", "focal"}, default="cross_entropy"
+    loss : {"cross_entropy", "focal", "logit_adjusted"}, default="cross_entropy"
+        ``"logit_adjusted"`` (:class:`skderm.losses.LogitAdjustedLoss`) adds
+        ``logit_tau * log(class frequency)`` to the logits inside the loss
+        only: predictions then aim at balanced accuracy without class
+        weights (use it with ``class_weight=None``).
     focal_gamma : float, default=2.0
         Focusing parameter of the focal loss.
+    logit_tau : float, default=1.0
+        Strength of the logit adjustment (``loss="logit_adjusted"``), >= 0.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss
         (:class:`skderm.losses.SmoothedCrossEntropy`: class weights weight
@@ -217,6 +224,7 @@ class LesionClassifier(NeuralNetClassifier):
         class_weight: str | dict | None = None,
         loss: str = "cross_entropy",
         focal_gamma: float = 2.0,
+        logit_tau: float = 1.0,
         label_smoothing: float = 0.0,
         valid_size: float | None = 0.2,
         monitor: str = "bacc",
@@ -256,6 +264,7 @@ class LesionClassifier(NeuralNetClassifier):
         self.class_weight = class_weight
         self.loss = loss
         self.focal_gamma = focal_gamma
+        self.logit_tau = logit_tau
         self.label_smoothing = label_smoothing
         self.valid_size = valid_size
         self.monitor = monitor
@@ -289,6 +298,9 @@ class LesionClassifier(NeuralNetClassifier):
                       "(skderm.backbones.backbone_layers lists them) or None")
         if self.loss not in _LOSSES:
             raise bad("loss", f"choose one of {_LOSSES}")
+        if isinstance(self.logit_tau, bool) or not (isinstance(self.logit_tau, Real)
+                                                    and self.logit_tau >= 0):
+            raise bad("logit_tau", "use a float >= 0 (1.0 is the Bayes-consistent adjustment)")
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
         if self.lr_schedule not in _SCHEDULES:
@@ -411,6 +423,13 @@ class LesionClassifier(NeuralNetClassifier):
             kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
         if self.loss == "focal":
             self.criterion_ = FocalLoss(gamma=self.focal_gamma, **kwargs)
+        elif self.loss == "logit_adjusted":
+            prior = getattr(self, "class_prior_", None)
+            if prior is None:
+                # a model from skderm.load_model keeps no label frequencies: uniform
+                prior = np.full(len(self.classes_inferred_), 1 / len(self.classes_inferred_))
+            prior = torch.as_tensor(prior, dtype=torch.float32)
+            self.criterion_ = LogitAdjustedLoss(prior, tau=self.logit_tau, **kwargs)
         elif self.label_smoothing and self.criterion is nn.CrossEntropyLoss:
             # torch's CrossEntropyLoss would weight the smoothing term of every
             # class by that class's weight (see SmoothedCrossEntropy)
@@ -637,6 +656,7 @@ class LesionClassifier(NeuralNetClassifier):
             self.classes_inferred_ = np.unique(y)
             self.image_size_ = self._image_size()
             self.class_weight_ = class_weights(self.class_weight, y, self.classes_inferred_)
+            self.class_prior_ = class_prior(y, self.classes_inferred_)
         aug = resolve_augmentation(self.augmentation)
         self.augment_ = None if aug is None else aug.build()
         y_enc = self._encode_y(y)

@@ -542,6 +542,13 @@ def class_weights(class_weight, y, classes) -> np.ndarray | None:
     return compute_class_weight("balanced", classes=classes, y=y)
 
 
+def class_prior(y, classes) -> np.ndarray:
+    """Frequency of each of ``classes`` in ``y``; an absent class counts as half an image."""
+    counts = np.array([np.sum(np.asarray(y) == c) for c in classes], dtype=float)
+    counts = np.maximum(counts, 0.5)
+    return counts / counts.sum()
+
+
 def metadata_encoder(frame: pd.DataFrame):
     """An unfitted encoder of metadata columns into numbers for the network's head.
 

@@ -384,6 +384,7 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     clf.classes_inferred_ = np.asarray(payload["classes"])
     clf.image_size_ = tuple(payload["image_size"])
     clf.class_weight_ = None
+    clf.class_prior_ = None
     if payload["metadata_encoder"] is not None:
         clf.metadata_encoder_ = _PlainMetadataEncoder(payload["metadata_encoder"])
         clf.n_metadata_ = int(payload["n_metadata"])

@@ -28,7 +28,7 @@ from skderm.classifier import LesionClassifier, LesionNet
 from skderm.datasets import DX_CLASSES, make_lesions
 from skderm.exceptions import ImageError
 from skderm.images import load_images
-from skderm.losses import FocalLoss, SmoothedCrossEntropy
+from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.model_selection import lesion_train_test_split
 from skderm.transforms import Augmentation
 
@@ -499,6 +499,14 @@ def test_freeze_until_changes_the_checkpoint_fingerprint_only_when_set(tmp_path)
 PRE_FREEZE_UNTIL_CHECKPOINT = "skderm-0c8844c75089790df9cc.ckpt"
 
 
+def test_logit_tau_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
+    from skderm._checkpoint import checkpoint_path
+
+    names = {tau: os.path.basename(checkpoint_path(
+        make_clf(checkpoint_dir=tmp_path, logit_tau=tau), _FakeDataset())) for tau in (1.0, 0.5)}
+    assert names[1.0] == PRE_FREEZE_UNTIL_CHECKPOINT != names[0.5]
+
+
 class _FakeDataset:
     images = [np.zeros((2, 2, 3), np.uint8)]
     y, groups, metadata = np.array([0]), None, None
@@ -616,6 +624,79 @@ def test_focal_loss_down_weights_easy_examples():
     assert focal[0] / ce[0] < 0.01 < 0.3 < focal[1] / ce[1]
     with pytest.raises(ValueError, match="gamma"):
         FocalLoss(gamma=-1.0)
+
+
+def test_logit_adjusted_loss_trains_with_the_label_frequencies(data, tmp_path):
+    from skderm.persistence import load_model, save_model
+
+    X, y = data
+    clf = make_clf(max_epochs=1, loss="logit_adjusted", logit_tau=0.5).fit(X, y)
+    assert isinstance(clf.criterion_, LogitAdjustedLoss)
+    assert clf.criterion_.tau == 0.5 and clf.criterion_.weight is None
+    freq = np.array([np.mean(np.asarray(y) == c) for c in clf.classes_])
+    np.testing.assert_allclose(clf.criterion_.log_prior.numpy(), np.log(freq), rtol=1e-5)
+    assert np.all(np.isfinite(clf.history_[:, "train_loss"]))
+    # a saved and loaded model predicts the same (it keeps no label frequencies)
+    loaded = load_model(save_model(clf, tmp_path / "la.skderm"))
+    np.testing.assert_allclose(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]), atol=1e-5)
+    for bad_tau in (-1.0, "1", True):
+        with pytest.raises(ValueError, match=f"logit_tau={bad_tau!r}"):
+            make_clf(loss="logit_adjusted", logit_tau=bad_tau).fit(X, y)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_logit_adjusted_loss_is_cross_entropy_of_shifted_logits(reduction, weighted):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 7, generator=gen)
+    target = torch.randint(0, 7, (16,), generator=gen)
+    weight = torch.rand(7, generator=gen) + 0.5 if weighted else None
+    counts = torch.tensor([327.0, 514, 1099, 115, 1113, 6705, 142])  # HAM10000's classes
+    shifted = logits + 0.7 * (counts / counts.sum()).log()
+    torch.testing.assert_close(
+        LogitAdjustedLoss(counts, tau=0.7, weight=weight, reduction=reduction)(logits, target),
+        nn.CrossEntropyLoss(weight=weight, reduction=reduction)(shifted, target))
+    # uniform priors or tau=0: the plain cross entropy
+    ce = nn.CrossEntropyLoss(weight=weight, reduction=reduction)(logits, target)
+    torch.testing.assert_close(
+        LogitAdjustedLoss(torch.ones(7), weight=weight, reduction=reduction)(logits, target), ce)
+    torch.testing.assert_close(
+        LogitAdjustedLoss(counts, tau=0.0, weight=weight, reduction=reduction)(logits, target), ce)
+
+
+def test_logit_adjusted_loss_rejects_bad_priors_and_tau():
+    with pytest.raises(ValueError, match="tau"):
+        LogitAdjustedLoss(torch.ones(3), tau=-0.5)
+    with pytest.raises(ValueError, match=r"\[1.0, 0.0, 2.0\]"):
+        LogitAdjustedLoss(torch.tensor([1.0, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="logits have 4 classes, the prior 3"):
+        LogitAdjustedLoss(torch.ones(3))(torch.zeros(2, 4), torch.tensor([0, 1]))
+
+
+def test_logit_adjusted_loss_buys_balanced_accuracy_that_plain_loss_does_not():
+    # two overlapping Gaussian classes, 19:1: the cross entropy's argmax
+    # minimises errors and gives up most of the rare class; the logit-adjusted
+    # model's argmax aims at mean recall
+    gen = torch.Generator().manual_seed(0)
+    n_major, n_minor = 1900, 100
+    x = torch.cat([torch.randn(n_major, 2, generator=gen),
+                   torch.randn(n_minor, 2, generator=gen) + torch.tensor([1.5, 1.5])])
+    y = torch.cat([torch.zeros(n_major, dtype=torch.long), torch.ones(n_minor, dtype=torch.long)])
+
+    def fit(loss):
+        torch.manual_seed(0)
+        model = nn.Linear(2, 2)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        for _ in range(300):
+            opt.zero_grad()
+            loss(model(x), y).backward()
+            opt.step()
+        pred = model(x).argmax(1).numpy()
+        return balanced_accuracy_score(y.numpy(), pred)
+
+    plain = fit(nn.CrossEntropyLoss())
+    adjusted = fit(LogitAdjustedLoss(torch.tensor([n_major, n_minor], dtype=torch.float32)))
+    assert plain < 0.75 < 0.83 < adjusted
 
 
 # ---------------------------------------------------------------------------
