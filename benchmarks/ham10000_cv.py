@@ -12,8 +12,11 @@ finetune_150_meta  the same at 150x200 with age/sex/localization fused into the 
 finetune_150_meta_all  the same on all training images (no validation split), last
               epoch (the "cpu" recipe before freeze_until)
 finetune_150_meta_all_fu3  that with the stem and blocks 0-2 frozen (``freeze_until=
-              "blocks.3"``) for 16 epochs: the "cpu" recipe, ``skderm train``'s default
-finetune_192_meta_all_fu3  exploratory: that upsampled to 192x256, 12 epochs
+              "blocks.3"``) for 16 epochs: the "cpu" recipe before the next one
+finetune_192_meta_all_fu3  that upsampled to 192x256, 12 epochs: the "cpu" recipe,
+              ``skderm train``'s default
+finetune_192_meta_all_fu3_la  exploratory: that with the logit-adjusted loss
+              (``loss="logit_adjusted"``) instead of balanced class weights
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -61,9 +64,9 @@ from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
-# changes to the "cpu_images" recipe (the "cpu" one until session 3); the last
-# one is the "cpu" recipe now. Checkpoint names follow the parameter values, so a
-# variant's values stay as they were measured.
+# changes to the "cpu_images" recipe (the "cpu" one until session 3);
+# finetune_192_meta_all_fu3 is the "cpu" recipe now. Checkpoint names follow the
+# parameter values, so a variant's values stay as they were measured.
 _150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
 FINETUNE_VARIANTS = {
     "finetune": {},
@@ -74,9 +77,14 @@ FINETUNE_VARIANTS = {
     # training step) and the time saved spent on 16 epochs instead of 12
     "finetune_150_meta_all_fu3": {**_150_META, "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 16},
-    # exploratory: that upsampled to 192x256 (1.64x the pixels) for 12 epochs
+    # that upsampled to 192x256 (1.64x the pixels) for 12 epochs: the "cpu" recipe
     "finetune_192_meta_all_fu3": {**_150_META, "image_size": (192, 256), "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 12},
+    # exploratory: that with the logit-adjusted loss (Menon et al., 2021) instead of
+    # balanced class weights
+    "finetune_192_meta_all_fu3_la": {**_150_META, "image_size": (192, 256), "valid_size": None,
+                                     "freeze_until": "blocks.3", "max_epochs": 12,
+                                     "class_weight": None, "loss": "logit_adjusted"},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
@@ -257,8 +265,15 @@ def describe(recipe: str, args) -> str:
             meta += f", frozen until {p['freeze_until']}"
         if p["label_smoothing"]:
             meta += f", label smoothing {p['label_smoothing']:g}"
+        weighting = ("balanced weights" if p["class_weight"] == "balanced" else
+                     "unweighted" if p["class_weight"] is None else "class weights")
+        if p["loss"] == "logit_adjusted":
+            weighting = (f"logit-adjusted loss (tau {p['logit_tau']:g})" +
+                         ("" if p["class_weight"] is None else f", {weighting}"))
+        elif p["loss"] == "focal":
+            weighting = f"focal loss (gamma {p['focal_gamma']:g}), {weighting}"
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
-                f"{args.epochs or p['max_epochs']} epochs, cosine lr, balanced weights, TTA, "
+                f"{args.epochs or p['max_epochs']} epochs, cosine lr, {weighting}, TTA, "
                 f"{pick}")
     if recipe == "ensemble":
         return "soft vote: " + ", ".join(f"{w:g} x {m}" for m, w in
