@@ -564,13 +564,18 @@ def test_label_smoothing_reaches_the_loss(data):
     assert clf.criterion_.weight is not None
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("eps", [0.0, 0.2])
-def test_smoothed_cross_entropy_matches_torch_where_torch_is_right(reduction, eps):
+def _loss_batch():
+    """16 random 7-class logits, their targets and random class weights in [0.5, 1.5)."""
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 7, generator=gen)
     target = torch.randint(0, 7, (16,), generator=gen)
-    weight = torch.rand(7, generator=gen) + 0.5
+    return logits, target, torch.rand(7, generator=gen) + 0.5
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_smoothed_cross_entropy_matches_torch_where_torch_is_right(reduction, eps):
+    logits, target, weight = _loss_batch()
     # unweighted: torch's label smoothing
     torch.testing.assert_close(
         SmoothedCrossEntropy(eps, reduction=reduction)(logits, target),
@@ -605,10 +610,8 @@ def test_smoothed_cross_entropy_ignores_other_classes_weights():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_focal_loss_with_gamma_zero_is_cross_entropy(reduction, weighted):
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(16, 7, generator=gen)
-    target = torch.randint(0, 7, (16,), generator=gen)
-    weight = torch.rand(7, generator=gen) + 0.5 if weighted else None
+    logits, target, weight = _loss_batch()
+    weight = weight if weighted else None
     focal = FocalLoss(gamma=0.0, weight=weight, reduction=reduction)(logits, target)
     ce = nn.CrossEntropyLoss(weight=weight, reduction=reduction)(logits, target)
     torch.testing.assert_close(focal, ce)
@@ -647,10 +650,8 @@ def test_logit_adjusted_loss_trains_with_the_label_frequencies(data, tmp_path):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_logit_adjusted_loss_is_cross_entropy_of_shifted_logits(reduction, weighted):
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(16, 7, generator=gen)
-    target = torch.randint(0, 7, (16,), generator=gen)
-    weight = torch.rand(7, generator=gen) + 0.5 if weighted else None
+    logits, target, weight = _loss_batch()
+    weight = weight if weighted else None
     counts = torch.tensor([327.0, 514, 1099, 115, 1113, 6705, 142])  # HAM10000's classes
     shifted = logits + 0.7 * (counts / counts.sum()).log()
     torch.testing.assert_close(
