@@ -68,6 +68,8 @@ CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 # finetune_192_meta_all_fu3 is the "cpu" recipe now. Checkpoint names follow the
 # parameter values, so a variant's values stay as they were measured.
 _150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
+_192_META_ALL_FU3 = {**_150_META, "image_size": (192, 256), "valid_size": None,
+                     "freeze_until": "blocks.3", "max_epochs": 12}
 FINETUNE_VARIANTS = {
     "finetune": {},
     "finetune_150_meta": _150_META,
@@ -78,13 +80,11 @@ FINETUNE_VARIANTS = {
     "finetune_150_meta_all_fu3": {**_150_META, "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 16},
     # that upsampled to 192x256 (1.64x the pixels) for 12 epochs: the "cpu" recipe
-    "finetune_192_meta_all_fu3": {**_150_META, "image_size": (192, 256), "valid_size": None,
-                                  "freeze_until": "blocks.3", "max_epochs": 12},
+    "finetune_192_meta_all_fu3": _192_META_ALL_FU3,
     # exploratory: that with the logit-adjusted loss (Menon et al., 2021) instead of
     # balanced class weights
-    "finetune_192_meta_all_fu3_la": {**_150_META, "image_size": (192, 256), "valid_size": None,
-                                     "freeze_until": "blocks.3", "max_epochs": 12,
-                                     "class_weight": None, "loss": "logit_adjusted"},
+    "finetune_192_meta_all_fu3_la": {**_192_META_ALL_FU3, "class_weight": None,
+                                     "loss": "logit_adjusted"},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }

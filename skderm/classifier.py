@@ -427,8 +427,7 @@ class LesionClassifier(NeuralNetClassifier):
             prior = getattr(self, "class_prior_", None)
             if prior is None:
                 # a model from skderm.load_model keeps no label frequencies: uniform
-                prior = np.full(len(self.classes_inferred_), 1 / len(self.classes_inferred_))
-            prior = torch.as_tensor(prior, dtype=torch.float32)
+                prior = np.ones(len(self.classes_inferred_))
             self.criterion_ = LogitAdjustedLoss(prior, tau=self.logit_tau, **kwargs)
         elif self.label_smoothing and self.criterion is nn.CrossEntropyLoss:
             # torch's CrossEntropyLoss would weight the smoothing term of every

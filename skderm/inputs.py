@@ -544,8 +544,8 @@ def class_weights(class_weight, y, classes) -> np.ndarray | None:
 
 def class_prior(y, classes) -> np.ndarray:
     """Frequency of each of ``classes`` in ``y``; an absent class counts as half an image."""
-    counts = np.array([np.sum(np.asarray(y) == c) for c in classes], dtype=float)
-    counts = np.maximum(counts, 0.5)
+    y = np.asarray(y)
+    counts = np.maximum([np.sum(y == c) for c in classes], 0.5)
     return counts / counts.sum()
 
 
