@@ -17,6 +17,8 @@ finetune_192_meta_all_fu3  that upsampled to 192x256, 12 epochs: the "cpu" recip
               ``skderm train``'s default
 finetune_192_meta_all_fu3_la  exploratory: that with the logit-adjusted loss
               (``loss="logit_adjusted"``) instead of balanced class weights
+finetune_192_meta_all_fu3_mixup  exploratory: the "cpu" recipe with mixup
+              (``mixup_alpha=0.2``)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -85,6 +87,8 @@ FINETUNE_VARIANTS = {
     # balanced class weights
     "finetune_192_meta_all_fu3_la": {**_192_META_ALL_FU3, "class_weight": None,
                                      "loss": "logit_adjusted"},
+    # exploratory: that with mixup (Zhang et al., 2018), light for a 12-epoch fit
+    "finetune_192_meta_all_fu3_mixup": {**_192_META_ALL_FU3, "mixup_alpha": 0.2},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
@@ -265,6 +269,10 @@ def describe(recipe: str, args) -> str:
             meta += f", frozen until {p['freeze_until']}"
         if p["label_smoothing"]:
             meta += f", label smoothing {p['label_smoothing']:g}"
+        if p["mixup_alpha"]:
+            meta += f", mixup {p['mixup_alpha']:g}"
+        if p["cutmix_alpha"]:
+            meta += f", CutMix {p['cutmix_alpha']:g}"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else
                      "unweighted" if p["class_weight"] is None else "class weights")
         if p["loss"] == "logit_adjusted":

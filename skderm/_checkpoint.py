@@ -53,7 +53,8 @@ _NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress
                                 "checkpoint_dir", "device"})
 # parameters added after checkpoints were first written: hashed only when set,
 # so a checkpoint written before they existed still resumes at their default
-_HASHED_WHEN_SET = {"freeze_until": None, "logit_tau": 1.0}
+_HASHED_WHEN_SET = {"freeze_until": None, "logit_tau": 1.0, "mixup_alpha": 0.0,
+                    "cutmix_alpha": 0.0}
 
 
 # --------------------------------------------------------------------------

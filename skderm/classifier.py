@@ -54,7 +54,7 @@ from skderm.inputs import (
 )
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
-from skderm.transforms import resolve_augmentation
+from skderm.transforms import mix_batch, resolve_augmentation
 
 __all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
 
@@ -137,6 +137,15 @@ class LesionClassifier(NeuralNetClassifier):
         Label smoothing of the cross-entropy loss
         (:class:`skderm.losses.SmoothedCrossEntropy`: class weights weight
         samples, not the smoothing term of each class).
+    mixup_alpha : float, default=0.0
+        Mixup: each augmented training image is blended with another of its
+        batch, ``lam ~ Beta(mixup_alpha, mixup_alpha)``, and the loss with
+        their two labels by ``lam`` and ``1 - lam``
+        (:func:`skderm.transforms.mix_batch`). ``0`` turns it off; 0.2-0.4
+        are common.
+    cutmix_alpha : float, default=0.0
+        CutMix: a box of another image of the batch is pasted in instead. With
+        both alphas > 0 each batch uses one of the two at random.
     valid_size : float or None, default=0.2
         Fraction of lesions held out (stratified by class, grouped by
         ``group_column``) for validation scores, early stopping and
@@ -206,8 +215,10 @@ class LesionClassifier(NeuralNetClassifier):
     (3,)
     """
 
-    # models saved before this parameter existed load with its default
+    # models saved before these parameters existed load with their defaults
     freeze_until = None
+    mixup_alpha = 0.0
+    cutmix_alpha = 0.0
 
     def __init__(
         self,
@@ -226,6 +237,8 @@ class LesionClassifier(NeuralNetClassifier):
         focal_gamma: float = 2.0,
         logit_tau: float = 1.0,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
         valid_size: float | None = 0.2,
         monitor: str = "bacc",
         patience: int | None = 5,
@@ -266,6 +279,8 @@ class LesionClassifier(NeuralNetClassifier):
         self.focal_gamma = focal_gamma
         self.logit_tau = logit_tau
         self.label_smoothing = label_smoothing
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
         self.valid_size = valid_size
         self.monitor = monitor
         self.patience = patience
@@ -301,6 +316,10 @@ class LesionClassifier(NeuralNetClassifier):
         if isinstance(self.logit_tau, bool) or not (isinstance(self.logit_tau, Real)
                                                     and self.logit_tau >= 0):
             raise bad("logit_tau", "use a float >= 0 (1.0 is the Bayes-consistent adjustment)")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            alpha = getattr(self, name)
+            if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha >= 0):
+                raise bad(name, "use a float >= 0 (0 turns it off; 0.2-1.0 are common)")
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
         if self.lr_schedule not in _SCHEDULES:
@@ -506,6 +525,8 @@ class LesionClassifier(NeuralNetClassifier):
                 x = dict(x, images=augment(x["images"]))
             else:
                 x = augment(x)
+        if self.module_.training and (self.mixup_alpha or self.cutmix_alpha):
+            x = self._mix(x)
         if self._use_channels_last():
             if isinstance(x, dict):
                 x["images"] = x["images"].contiguous(memory_format=torch.channels_last)
@@ -520,6 +541,27 @@ class LesionClassifier(NeuralNetClassifier):
             else:
                 out = self.module_(x, **fit_params)
         return out.float()
+
+    def _mix(self, x):
+        """Mixup/CutMix a training batch; get_loss blends the labels to match."""
+        images, metadata = (x["images"], x.get("metadata")) if isinstance(x, dict) else (x, None)
+        images, metadata, perm, lam = mix_batch(images, metadata, mixup_alpha=self.mixup_alpha,
+                                                cutmix_alpha=self.cutmix_alpha)
+        # skorch's train step (and the AccelerateMixin's) calls get_loss right after infer
+        self.__dict__["_batch_mix"] = (perm, lam)
+        if isinstance(x, dict):
+            return dict(x, images=images, metadata=metadata)
+        return images
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        mix = self.__dict__.pop("_batch_mix", None)
+        if mix is None or not training:
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        perm, lam = mix
+        y_true = to_tensor(y_true, device=self.device)
+        own = super().get_loss(y_pred, y_true, X=X, training=training)
+        other = super().get_loss(y_pred, y_true[perm.to(y_true.device)], X=X, training=training)
+        return lam * own + (1.0 - lam) * other
 
     def evaluation_step(self, batch, training=False):
         if training or not self.tta:
@@ -744,7 +786,8 @@ class LesionClassifier(NeuralNetClassifier):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_train_generator", None)  # per-fit bookkeeping, not part of the model
+        for key in ("_train_generator", "_batch_mix"):
+            state.pop(key, None)  # per-fit bookkeeping, not part of the model
         return state
 
     def __setstate__(self, state):

@@ -7,6 +7,10 @@ network (:class:`skderm.network.LesionNet`) then normalises with the mean and
 std of the backbone's own entry. Prediction applies no random transform, so
 it is deterministic.
 
+:func:`mix_batch` is mixup / CutMix (``LesionClassifier(mixup_alpha=...,
+cutmix_alpha=...)``): it blends each augmented training image with another
+image of the batch, and the loss blends the two labels by the same share.
+
 :class:`Augmentation` is a small estimator-like object, so GridSearchCV can
 reach its settings: ``lesionclassifier__augmentation__rotation``.
 """
@@ -20,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
-__all__ = ["Augmentation", "BatchAugment", "resolve_augmentation"]
+__all__ = ["Augmentation", "BatchAugment", "mix_batch", "resolve_augmentation"]
 
 
 class Augmentation(BaseEstimator):
@@ -189,3 +193,73 @@ def resolve_augmentation(value) -> Augmentation | None:
         return value
     raise ValueError(f"augmentation must be 'default', 'none', None or an "
                      f"skderm.transforms.Augmentation, got {value!r}")
+
+
+def mix_batch(images: torch.Tensor, metadata: torch.Tensor | None = None, *,
+              mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
+    """Mixup or CutMix one training batch.
+
+    Each image ``i`` is combined with image ``perm[i]`` of the same batch
+    (``perm`` a random permutation), and its label share is ``lam``:
+
+    mixup (Zhang et al., 2018)
+        ``lam * x[i] + (1 - lam) * x[perm[i]]``, ``lam ~ Beta(mixup_alpha,
+        mixup_alpha)``, one ``lam`` for the batch;
+    CutMix (Yun et al., 2019)
+        a box of ``x[perm[i]]`` pasted into ``x[i]`` (the same box for the
+        batch), its area about ``1 - lam`` of the image, ``lam ~
+        Beta(cutmix_alpha, cutmix_alpha)``; ``lam`` is then recomputed from
+        the box as clipped by the image borders, so it is exactly the share of
+        pixels that stayed.
+
+    With both alphas > 0 each batch uses one of the two, each with probability
+    1/2 (as timm's ``Mixup``). The training loss is then ``lam * L(out, y) +
+    (1 - lam) * L(out, y[perm])``. Metadata rows (age, sex, site) are blended
+    with the same ``lam`` in both cases. Randomness comes from torch's default
+    CPU generator (seeded by ``LesionClassifier(random_state=...)`` and saved
+    in its checkpoints), whatever the batch's device.
+
+    Parameters
+    ----------
+    images : tensor (N, C, H, W)
+        ``uint8``, or float in [0, 1].
+    metadata : tensor (N, F) or None
+    mixup_alpha, cutmix_alpha : float, >= 0, not both 0
+
+    Returns
+    -------
+    images : float tensor (N, C, H, W) in [0, 1]
+    metadata : float tensor (N, F) or None
+    perm : long tensor (N,), on the images' device
+    lam : float
+        Share of each image's own label.
+    """
+    for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+        if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha >= 0):
+            raise ValueError(f"{name}={alpha!r} is not valid; use a float >= 0 (0 turns it off)")
+    if not (mixup_alpha or cutmix_alpha):
+        raise ValueError("mix_batch needs mixup_alpha > 0 or cutmix_alpha > 0")
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    n, _, h, w = x.shape
+    cut = bool(cutmix_alpha) and (not mixup_alpha or torch.rand(()).item() < 0.5)
+    alpha = float(cutmix_alpha if cut else mixup_alpha)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm_cpu = torch.randperm(n)
+    perm = perm_cpu.to(x.device)
+    if cut:
+        ratio = math.sqrt(1.0 - lam)
+        ch, cw = int(h * ratio), int(w * ratio)
+        cy, cx = int(torch.randint(h, ()).item()), int(torch.randint(w, ()).item())
+        y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+        x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    else:
+        x = x * lam + x[perm] * (1.0 - lam)
+    if metadata is not None:
+        m = metadata.float()
+        metadata = m * lam + m[perm.to(m.device)] * (1.0 - lam)
+    return x, metadata, perm, lam

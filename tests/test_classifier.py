@@ -30,7 +30,7 @@ from skderm.exceptions import ImageError
 from skderm.images import load_images
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.model_selection import lesion_train_test_split
-from skderm.transforms import Augmentation
+from skderm.transforms import Augmentation, mix_batch
 
 SIZE = (48, 64)
 # the tiny_lesions fixture: 60 images at 48x64, 5 lesions per class
@@ -961,3 +961,133 @@ def test_warm_start_continues_from_fitted_weights(data):
     clf.fit(X, y)
     assert len(clf.history_) == 2  # history continues rather than restarting
     assert any(not torch.equal(first[k], v) for k, v in clf.module_.state_dict().items())
+
+
+# ---------------------------------------------------------------------------
+# mixup and CutMix
+# ---------------------------------------------------------------------------
+
+
+def _image_batch(n=8, h=12, w=16):
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=gen)
+    return images, torch.randn(n, 4, generator=gen)
+
+
+def test_mix_batch_mixup_blends_images_and_metadata_by_lam():
+    images, meta = _image_batch()
+    torch.manual_seed(0)
+    mixed, mixed_meta, perm, lam = mix_batch(images, meta, mixup_alpha=0.4)
+    assert 0 < lam < 1 and sorted(perm.tolist()) == list(range(8))
+    x = images.float() / 255
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    torch.testing.assert_close(mixed_meta, lam * meta + (1 - lam) * meta[perm])
+    # torch's generator decides: the same seed mixes the same way
+    torch.manual_seed(0)
+    again = mix_batch(images, meta, mixup_alpha=0.4)
+    assert again[3] == lam and torch.equal(again[2], perm)
+
+
+def test_mix_batch_cutmix_pastes_one_box_whose_share_is_1_minus_lam():
+    images, meta = _image_batch()
+    x = images.float() / 255
+    lams = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        mixed, mixed_meta, perm, lam = mix_batch(images, meta, cutmix_alpha=1.0)
+        lams.append(lam)
+        from_other = (mixed != x).any(dim=1)  # (N, H, W): pixels that came from x[perm]
+        assert torch.equal(mixed[~from_other.unsqueeze(1).expand_as(mixed)],
+                           x[~from_other.unsqueeze(1).expand_as(mixed)])
+        rows, cols = from_other.any(dim=(0, 2)), from_other.any(dim=(0, 1))
+        box = rows.sum().item() * cols.sum().item()
+        # the pasted pixels are one rectangle (image i <- image perm[i]), of share 1 - lam
+        if box:
+            r, c = rows.nonzero().flatten(), cols.nonzero().flatten()
+            r0, r1, c0, c1 = r.min().item(), r.max().item() + 1, c.min().item(), c.max().item() + 1
+            torch.testing.assert_close(mixed[:, :, r0:r1, c0:c1], x[perm][:, :, r0:r1, c0:c1])
+            assert (r1 - r0) * (c1 - c0) == pytest.approx((1 - lam) * 12 * 16)
+        else:
+            assert lam == 1.0
+        torch.testing.assert_close(mixed_meta, lam * meta + (1 - lam) * meta[perm])
+    assert min(lams) < 0.6 and max(lams) > 0.8  # Beta(1, 1): boxes of many sizes
+
+
+def test_mix_batch_with_both_alphas_uses_each_about_half_the_time():
+    images, _ = _image_batch()
+    x = images.float() / 255
+    kinds = []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        mixed, _, perm, lam = mix_batch(images, mixup_alpha=0.4, cutmix_alpha=1.0)
+        kinds.append("mixup" if torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
+                     else "cutmix")
+    assert 10 <= kinds.count("mixup") <= 30, kinds
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "mixup_alpha > 0 or cutmix_alpha > 0"),
+    ({"mixup_alpha": -0.2}, "mixup_alpha=-0.2"),
+    ({"cutmix_alpha": True}, "cutmix_alpha=True"),
+])
+def test_mix_batch_rejects_bad_alphas(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mix_batch(_image_batch()[0], **kwargs)
+
+
+def test_mixup_trains_on_blended_images_and_blended_labels(data, tmp_path):
+    from skderm.persistence import load_model, save_model
+
+    X, y = data
+    clf = make_clf(max_epochs=1, mixup_alpha=0.4, class_weight="balanced", device="cpu",
+                   metadata_columns=["age", "sex", "localization"]).fit(X, y)
+    assert np.all(np.isfinite(clf.history_[:, "train_loss"]))
+    xb, yb = next(iter(clf.get_iterator(clf.get_dataset(X[:16], y[:16]))))
+    # a training step: the network sees the mixed batch, the loss blends both labels
+    clf.module_.train()
+    torch.manual_seed(5)
+    out = clf.infer(xb)
+    loss = clf.get_loss(out, yb, training=True)
+    torch.manual_seed(5)
+    images, meta, perm, lam = mix_batch(xb["images"], xb["metadata"], mixup_alpha=0.4)
+    assert 0 < lam < 1 and not torch.equal(perm, torch.arange(16))
+    expected_out = clf.module_(images, meta)
+    torch.testing.assert_close(out, expected_out, rtol=1e-4, atol=1e-5)
+    expected = (lam * clf.criterion_(expected_out, yb)
+                + (1 - lam) * clf.criterion_(expected_out, yb[perm]))
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-5)
+    # evaluation and prediction never mix
+    clf.module_.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(clf.infer(xb), clf.module_(**xb), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
+    # saved and loaded, the model predicts the same; the pickle keeps no batch state
+    loaded = load_model(save_model(clf, tmp_path / "mixup.skderm"))
+    np.testing.assert_allclose(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]), atol=1e-5)
+    assert "_batch_mix" not in pickle.loads(pickle.dumps(clf)).__dict__
+    for name in ("mixup_alpha", "cutmix_alpha"):
+        for bad in (-0.1, "0.2", True):
+            with pytest.raises(ValueError, match=f"{name}={bad!r}"):
+                make_clf(**{name: bad}).fit(X, y)
+
+
+def test_cutmix_and_mixup_still_learn_well_above_chance(learnable):
+    X_train, X_test, y_train, y_test = lesion_train_test_split(
+        learnable.data, learnable.target, groups="lesion_id", stratify=learnable.target,
+        test_size=0.3, random_state=0)
+    clf = make_clf(max_epochs=8, batch_size=32, valid_size=None, mixup_alpha=0.2,
+                   cutmix_alpha=1.0)
+    bacc = balanced_accuracy_score(y_test, clf.fit(X_train, y_train).predict(X_test))
+    assert bacc > 0.35, bacc  # chance: 1/7
+
+
+def test_mix_alphas_change_the_checkpoint_fingerprint_only_when_set(tmp_path):
+    from skderm._checkpoint import checkpoint_path
+
+    def name(**params):
+        return os.path.basename(checkpoint_path(make_clf(checkpoint_dir=tmp_path, **params),
+                                                _FakeDataset()))
+
+    assert name(mixup_alpha=0.0, cutmix_alpha=0.0) == PRE_FREEZE_UNTIL_CHECKPOINT
+    assert len({PRE_FREEZE_UNTIL_CHECKPOINT, name(mixup_alpha=0.2),
+                name(cutmix_alpha=0.2)}) == 3
