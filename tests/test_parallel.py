@@ -169,6 +169,22 @@ def test_accelerated_classifier_on_cpu_matches_the_plain_one(tiny_lesions, plain
 
 
 @needs_accelerate
+def test_accelerated_classifier_mixes_batches_as_the_plain_one(tiny_lesions, plain):
+    # Accelerate's train step calls infer and get_loss as skorch's does: the
+    # mixed batches and blended labels are the same
+    from accelerate import Accelerator
+
+    mix = {**FAST, "mixup_alpha": 0.4, "cutmix_alpha": 1.0}
+    X, y = tiny_lesions.data, tiny_lesions.target
+    plain_mix = LesionClassifier(**mix).fit(X, y)
+    assert not np.allclose(plain_mix.history_[:, "train_loss"], plain.history_[:, "train_loss"])
+    clf = AcceleratedLesionClassifier(accelerator=Accelerator(cpu=True), **mix).fit(X, y)
+    np.testing.assert_allclose(clf.history_[:, "train_loss"],
+                               plain_mix.history_[:, "train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(clf.predict_proba(X), plain_mix.predict_proba(X), atol=1e-6)
+
+
+@needs_accelerate
 def test_accelerated_classifier_default_accelerator_clone_and_pickle(tiny_lesions, plain,
                                                                     tmp_path):
     from accelerate import Accelerator
