@@ -3,8 +3,9 @@
 For each backbone, four settings of the same network (``skderm.network.LesionNet``
 around ``skderm.backbones.build_backbone``) are timed side by side, interleaved:
 fp32 NCHW (the baseline), fp32 channels_last, bfloat16 autocast NCHW and bfloat16
-autocast channels_last (and, with ``--freeze-until``, fp32 channels_last with the
-backbone's first layers frozen, ``LesionClassifier(freeze_until=...)``). A training step is forward + cross-entropy + backward +
+autocast channels_last (and, with ``--freeze-until``, fp32 and bfloat16
+channels_last with the backbone's first layers frozen,
+``LesionClassifier(freeze_until=...)``). A training step is forward + cross-entropy + backward +
 AdamW; inference is a forward pass under ``torch.no_grad``. Inputs are uint8
 batches already on the device, so the figures are the network's ceiling, not the
 data pipeline's (``bench_classifier.py`` and ``bench_pipeline.py`` measure that).
@@ -50,8 +51,8 @@ def settings(args) -> list[tuple[str, bool, bool, str | None]]:
     """(label, bf16 autocast, channels_last, freeze_until) of each timed setting."""
     out = [(label, amp, cl, None) for label, amp, cl in SETTINGS]
     if args.freeze_until:
-        out.append((f"fp32 channels_last, frozen until {args.freeze_until}", False, True,
-                    args.freeze_until))
+        out += [(f"{label} channels_last, frozen until {args.freeze_until}", amp, True,
+                 args.freeze_until) for label, amp in (("fp32", False), ("bf16", True))]
     return out
 # timm's benchmark results, train img/s at 224, AMP, RTX 3090 (quoted in the issue)
 PUBLISHED = {"resnet18": 3500, "efficientnet_b0": 1750}
@@ -219,7 +220,7 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=None, help="default 1 CPU, 5 CUDA")
     p.add_argument("--freeze-until", default=None, metavar="LAYER",
-                   help="also time fp32 channels_last with the backbone frozen before LAYER "
+                   help="also time fp32 and bf16 channels_last with the backbone frozen before LAYER "
                         "(LesionClassifier's freeze_until), e.g. blocks.3")
     p.add_argument("--end-to-end", action="store_true")
     p.add_argument("--e2e-images", type=int, default=None, help="default 256 CPU, 4096 CUDA")

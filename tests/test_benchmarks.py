@@ -24,7 +24,7 @@ def test_bench_precision_times_every_setting_and_the_package_default(tmp_path):
                          "--out", str(tmp_path)])
     rows = report["backbones"]["tiny"]
     assert list(rows) == [label for label, _, _ in bench.SETTINGS] + [
-        "fp32 channels_last, frozen until 1"]
+        "fp32 channels_last, frozen until 1", "bf16 channels_last, frozen until 1"]
     assert all(r["train"] > 0 and r["infer"] > 0 for r in rows.values())
     assert rows["fp32"]["train_ratio"] == pytest.approx(1.0)
     e2e = report["end_to_end"]["tiny"]
