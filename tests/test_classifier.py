@@ -1078,7 +1078,8 @@ def test_cutmix_and_mixup_still_learn_well_above_chance(learnable):
     clf = make_clf(max_epochs=8, batch_size=32, valid_size=None, mixup_alpha=0.2,
                    cutmix_alpha=1.0)
     bacc = balanced_accuracy_score(y_test, clf.fit(X_train, y_train).predict(X_test))
-    assert bacc > 0.35, bacc  # chance: 1/7
+    # chance is 1/7; over seeds 0-3 this scored 0.55-0.63 (without mixing 0.50-0.67)
+    assert bacc > 0.35, bacc
 
 
 def test_mix_alphas_change_the_checkpoint_fingerprint_only_when_set(tmp_path):
