@@ -13,11 +13,12 @@ finetune_150_meta_all  the same on all training images (no validation split), la
               epoch (the "cpu" recipe before freeze_until)
 finetune_150_meta_all_fu3  that with the stem and blocks 0-2 frozen (``freeze_until=
               "blocks.3"``) for 16 epochs: the "cpu" recipe before the next one
-finetune_192_meta_all_fu3  that upsampled to 192x256, 12 epochs: the "cpu" recipe,
-              ``skderm train``'s default
-finetune_192_meta_all_fu3_la  exploratory: that with the logit-adjusted loss
-              (``loss="logit_adjusted"``) instead of balanced class weights
-finetune_192_meta_all_fu3_mixup  exploratory: the "cpu" recipe with mixup
+finetune_192_meta_all_fu3  that upsampled to 192x256, 12 epochs: the "cpu" recipe
+              before the next one
+finetune_192_meta_all_fu3_la  that with the logit-adjusted loss
+              (``loss="logit_adjusted"``) instead of balanced class weights: the
+              "cpu" recipe, ``skderm train``'s default
+finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
               (``mixup_alpha=0.2``)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
@@ -72,6 +73,7 @@ CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 _150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
 _192_META_ALL_FU3 = {**_150_META, "image_size": (192, 256), "valid_size": None,
                      "freeze_until": "blocks.3", "max_epochs": 12}
+_192_META_ALL_FU3_LA = {**_192_META_ALL_FU3, "class_weight": None, "loss": "logit_adjusted"}
 FINETUNE_VARIANTS = {
     "finetune": {},
     "finetune_150_meta": _150_META,
@@ -81,14 +83,14 @@ FINETUNE_VARIANTS = {
     # training step) and the time saved spent on 16 epochs instead of 12
     "finetune_150_meta_all_fu3": {**_150_META, "valid_size": None,
                                   "freeze_until": "blocks.3", "max_epochs": 16},
-    # that upsampled to 192x256 (1.64x the pixels) for 12 epochs: the "cpu" recipe
+    # that upsampled to 192x256 (1.64x the pixels) for 12 epochs: the "cpu"
+    # recipe before the next one
     "finetune_192_meta_all_fu3": _192_META_ALL_FU3,
-    # exploratory: that with the logit-adjusted loss (Menon et al., 2021) instead of
-    # balanced class weights
-    "finetune_192_meta_all_fu3_la": {**_192_META_ALL_FU3, "class_weight": None,
-                                     "loss": "logit_adjusted"},
+    # that with the logit-adjusted loss (Menon et al., 2021) instead of balanced
+    # class weights: the "cpu" recipe
+    "finetune_192_meta_all_fu3_la": _192_META_ALL_FU3_LA,
     # exploratory: that with mixup (Zhang et al., 2018), light for a 12-epoch fit
-    "finetune_192_meta_all_fu3_mixup": {**_192_META_ALL_FU3, "mixup_alpha": 0.2},
+    "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.2},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }

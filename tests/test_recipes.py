@@ -58,7 +58,7 @@ def test_cpu_recipe_is_the_measured_benchmark_variant():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     measured = make_recipe("cpu_images",
-                           **bench.FINETUNE_VARIANTS["finetune_192_meta_all_fu3"])
+                           **bench.FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la"])
     assert _model_params(measured) == _model_params(make_recipe("cpu"))
     assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
         _model_params(make_recipe("cpu_images"))
