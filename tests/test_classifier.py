@@ -974,6 +974,13 @@ def _image_batch(n=8, h=12, w=16):
     return images, torch.randn(n, 4, generator=gen)
 
 
+def _mixes(n_seeds, images, metadata=None, **alphas):
+    """mix_batch's output for torch seeds 0, 1, ..., n_seeds - 1."""
+    for seed in range(n_seeds):
+        torch.manual_seed(seed)
+        yield mix_batch(images, metadata, **alphas)
+
+
 def test_mix_batch_mixup_blends_images_and_metadata_by_lam():
     images, meta = _image_batch()
     torch.manual_seed(0)
@@ -992,9 +999,7 @@ def test_mix_batch_cutmix_pastes_one_box_whose_share_is_1_minus_lam():
     images, meta = _image_batch()
     x = images.float() / 255
     lams = []
-    for seed in range(20):
-        torch.manual_seed(seed)
-        mixed, mixed_meta, perm, lam = mix_batch(images, meta, cutmix_alpha=1.0)
+    for mixed, mixed_meta, perm, lam in _mixes(20, images, meta, cutmix_alpha=1.0):
         lams.append(lam)
         from_other = (mixed != x).any(dim=1)  # (N, H, W): pixels that came from x[perm]
         assert torch.equal(mixed[~from_other.unsqueeze(1).expand_as(mixed)],
@@ -1016,12 +1021,8 @@ def test_mix_batch_cutmix_pastes_one_box_whose_share_is_1_minus_lam():
 def test_mix_batch_with_both_alphas_uses_each_about_half_the_time():
     images, _ = _image_batch()
     x = images.float() / 255
-    kinds = []
-    for seed in range(40):
-        torch.manual_seed(seed)
-        mixed, _, perm, lam = mix_batch(images, mixup_alpha=0.4, cutmix_alpha=1.0)
-        kinds.append("mixup" if torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
-                     else "cutmix")
+    kinds = ["mixup" if torch.allclose(mixed, lam * x + (1 - lam) * x[perm]) else "cutmix"
+             for mixed, _, perm, lam in _mixes(40, images, mixup_alpha=0.4, cutmix_alpha=1.0)]
     assert 10 <= kinds.count("mixup") <= 30, kinds
 
 
