@@ -54,7 +54,7 @@ from skderm.inputs import (
 )
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
-from skderm.transforms import mix_batch, resolve_augmentation
+from skderm.transforms import mix_batch, resolve_augmentation, valid_alpha
 
 __all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
 
@@ -317,8 +317,7 @@ class LesionClassifier(NeuralNetClassifier):
                                                     and self.logit_tau >= 0):
             raise bad("logit_tau", "use a float >= 0 (1.0 is the Bayes-consistent adjustment)")
         for name in ("mixup_alpha", "cutmix_alpha"):
-            alpha = getattr(self, name)
-            if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha >= 0):
+            if not valid_alpha(getattr(self, name)):
                 raise bad(name, "use a float >= 0 (0 turns it off; 0.2-1.0 are common)")
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")

@@ -195,6 +195,11 @@ def resolve_augmentation(value) -> Augmentation | None:
                      f"skderm.transforms.Augmentation, got {value!r}")
 
 
+def valid_alpha(value) -> bool:
+    """Whether ``value`` is a mixup/CutMix Beta concentration: a real number >= 0."""
+    return not isinstance(value, bool) and isinstance(value, Real) and value >= 0
+
+
 def mix_batch(images: torch.Tensor, metadata: torch.Tensor | None = None, *,
               mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
     """Mixup or CutMix one training batch.
@@ -235,7 +240,7 @@ def mix_batch(images: torch.Tensor, metadata: torch.Tensor | None = None, *,
         Share of each image's own label.
     """
     for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-        if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha >= 0):
+        if not valid_alpha(alpha):
             raise ValueError(f"{name}={alpha!r} is not valid; use a float >= 0 (0 turns it off)")
     if not (mixup_alpha or cutmix_alpha):
         raise ValueError("mix_batch needs mixup_alpha > 0 or cutmix_alpha > 0")
@@ -246,8 +251,7 @@ def mix_batch(images: torch.Tensor, metadata: torch.Tensor | None = None, *,
     cut = bool(cutmix_alpha) and (not mixup_alpha or torch.rand(()).item() < 0.5)
     alpha = float(cutmix_alpha if cut else mixup_alpha)
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    perm_cpu = torch.randperm(n)
-    perm = perm_cpu.to(x.device)
+    perm = torch.randperm(n).to(x.device)
     if cut:
         ratio = math.sqrt(1.0 - lam)
         ch, cw = int(h * ratio), int(w * ratio)
