@@ -20,6 +20,7 @@ finetune_192_meta_all_fu3_la  that with the logit-adjusted loss
               "cpu" recipe, ``skderm train``'s default
 finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
               (``mixup_alpha=0.2``)
+finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0.4``
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -91,6 +92,8 @@ FINETUNE_VARIANTS = {
     "finetune_192_meta_all_fu3_la": _192_META_ALL_FU3_LA,
     # exploratory: that with mixup (Zhang et al., 2018), light for a 12-epoch fit
     "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.2},
+    # exploratory: twice that mixing (Beta(0.4, 0.4): lam further from 1)
+    "finetune_192_meta_all_fu3_la_mixup04": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
