@@ -21,6 +21,7 @@ finetune_192_meta_all_fu3_la  that with the logit-adjusted loss
 finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
               (``mixup_alpha=0.2``)
 finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0.4``
+finetune_192_meta_all_fu3_la_mixup08  exploratory: the same with ``mixup_alpha=0.8``
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -94,6 +95,8 @@ FINETUNE_VARIANTS = {
     "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.2},
     # exploratory: twice that mixing (Beta(0.4, 0.4): lam further from 1)
     "finetune_192_meta_all_fu3_la_mixup04": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4},
+    # exploratory: twice that again (Beta(0.8, 0.8): lam near uniform on [0, 1])
+    "finetune_192_meta_all_fu3_la_mixup08": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.8},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
