@@ -22,6 +22,8 @@ finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
               (``mixup_alpha=0.2``)
 finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0.4``
 finetune_192_meta_all_fu3_la_mixup08  exploratory: the same with ``mixup_alpha=0.8``
+finetune_192_meta_all_fu3_la_mix04_cut10  exploratory: ``mixup_alpha=0.4`` and
+              ``cutmix_alpha=1.0`` (one of the two per batch)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -97,6 +99,10 @@ FINETUNE_VARIANTS = {
     "finetune_192_meta_all_fu3_la_mixup04": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4},
     # exploratory: twice that again (Beta(0.8, 0.8): lam near uniform on [0, 1])
     "finetune_192_meta_all_fu3_la_mixup08": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.8},
+    # exploratory: mixup 0.4 on half the batches, CutMix (Beta(1, 1) box areas) on
+    # the other half: pasted boxes keep local texture that blending washes out
+    "finetune_192_meta_all_fu3_la_mix04_cut10": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4,
+                                                 "cutmix_alpha": 1.0},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
