@@ -24,6 +24,10 @@ finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0
 finetune_192_meta_all_fu3_la_mixup08  exploratory: the same with ``mixup_alpha=0.8``
 finetune_192_meta_all_fu3_la_mix04_cut10  exploratory: ``mixup_alpha=0.4`` and
               ``cutmix_alpha=1.0`` (one of the two per batch)
+finetune_192_meta_all_fu3_la_mix04_cut10_tc  the same networks (resumed from that
+              run's final checkpoints, no training) predicting on the centred crop
+              of the training crops' mean area (``test_crop="auto"``); the
+              variants above predict on the whole image (``test_crop=None``)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -106,6 +110,15 @@ FINETUNE_VARIANTS = {
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
+# every variant above was measured predicting on the whole image, before
+# LesionClassifier's test_crop existed: pinned so, they stay as measured
+FINETUNE_VARIANTS = {name: {"test_crop": None, **v} for name, v in FINETUNE_VARIANTS.items()}
+# the same trained networks predicting on the centred crop of the training
+# crops' mean area (test_crop="auto"): test_crop changes no epoch of a run
+# without a validation split, so these resume from the final checkpoints of
+# the runs above and only predict (their fit times are those runs' epochs)
+FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"] = {
+    **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10"], "test_crop": "auto"}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
@@ -287,6 +300,9 @@ def describe(recipe: str, args) -> str:
             meta += f", mixup {p['mixup_alpha']:g}"
         if p["cutmix_alpha"]:
             meta += f", CutMix {p['cutmix_alpha']:g}"
+        area = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"),
+                           **FINETUNE_VARIANTS[recipe])._test_crop_area()
+        tta = "TTA" if area is None else f"TTA on the centred {area:g} of the area"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else
                      "unweighted" if p["class_weight"] is None else "class weights")
         if p["loss"] == "logit_adjusted":
@@ -295,7 +311,7 @@ def describe(recipe: str, args) -> str:
         elif p["loss"] == "focal":
             weighting = f"focal loss (gamma {p['focal_gamma']:g}), {weighting}"
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
-                f"{args.epochs or p['max_epochs']} epochs, cosine lr, {weighting}, TTA, "
+                f"{args.epochs or p['max_epochs']} epochs, cosine lr, {weighting}, {tta}, "
                 f"{pick}")
     if recipe == "ensemble":
         return "soft vote: " + ", ".join(f"{w:g} x {m}" for m, w in

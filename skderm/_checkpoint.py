@@ -11,7 +11,8 @@ weights, same history.
 
 The fingerprint hashes the estimator's parameters (all but ``max_epochs``,
 ``warm_start``, ``verbose``, ``progress_bar``, ``checkpoint_dir`` and
-``device``, which do not change what an epoch computes) and the training
+``device``, which do not change what an epoch computes, and ``test_crop``
+when there is no validation split) and the training
 data (images, labels, lesion ids, metadata). So a grid search can share one
 folder (each candidate and fold has its own file), and a checkpoint is never
 resumed against other data or settings. Raising ``max_epochs`` and resuming
@@ -54,7 +55,11 @@ _NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress
 # parameters added after checkpoints were first written: hashed only when set,
 # so a checkpoint written before they existed still resumes at their default
 _HASHED_WHEN_SET = {"freeze_until": None, "logit_tau": 1.0, "mixup_alpha": 0.0,
-                    "cutmix_alpha": 0.0}
+                    "cutmix_alpha": 0.0, "test_crop": None}
+# parameters that change only the validation scores and predictions: hashed
+# only with a validation split (then early stopping and the epochs' scores
+# depend on them); so a run without one resumes whatever its test_crop
+_PREDICTION_ONLY = frozenset({"test_crop"})
 
 
 # --------------------------------------------------------------------------
@@ -101,6 +106,8 @@ def checkpoint_path(net, dataset) -> str:
     for name in sorted(params):
         if name in _HASHED_WHEN_SET and params[name] == _HASHED_WHEN_SET[name]:
             continue
+        if name in _PREDICTION_ONLY and params.get("valid_size") is None:
+            continue  # no validation split: it changes no epoch
         if name not in _NOT_FINGERPRINTED:
             h.update(f"{name}={_stable(params[name])};".encode())
     h.update(_data_digest(dataset))

@@ -54,7 +54,7 @@ from skderm.inputs import (
 )
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
-from skderm.transforms import mix_batch, resolve_augmentation, valid_alpha
+from skderm.transforms import centre_crop, mix_batch, resolve_augmentation, valid_alpha
 
 __all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
 
@@ -165,6 +165,18 @@ class LesionClassifier(NeuralNetClassifier):
         :mod:`skderm._checkpoint`. Never put it inside your image folder.
     tta : bool, default=False
         Test-time augmentation: average probabilities over the four flips.
+    test_crop : float, "auto" or None, default="auto"
+        The view of each image that validation scores and predictions are
+        made on: a centred crop of this fraction of its area, resized back to
+        the image size. The training augmentation's random crops
+        (``crop_scale``: 75-100% of the area by default) show every lesion
+        zoomed in, so a model shown whole frames at prediction time sees
+        lesions smaller than in training (the train/test object-size
+        discrepancy of FixRes, Touvron et al., 2019). ``"auto"`` uses the
+        mean training crop area (0.875 with the default augmentation; the
+        whole image when the augmentation has no crops); ``None`` or ``1.0``
+        the whole image (models saved before this parameter existed load with
+        ``None`` and predict as they did).
     path_column : str, default="path"
         Column of X holding image paths.
     group_column : str or None, default="lesion_id"
@@ -215,10 +227,12 @@ class LesionClassifier(NeuralNetClassifier):
     (3,)
     """
 
-    # models saved before these parameters existed load with their defaults
+    # models saved before these parameters existed load with these values, which
+    # reproduce what they did then (test_crop: the whole image, not "auto")
     freeze_until = None
     mixup_alpha = 0.0
     cutmix_alpha = 0.0
+    test_crop = None
 
     def __init__(
         self,
@@ -245,6 +259,7 @@ class LesionClassifier(NeuralNetClassifier):
         lr_schedule: str = "constant",
         checkpoint_dir: str | None = None,
         tta: bool = False,
+        test_crop: float | str | None = "auto",
         path_column: str = "path",
         group_column: str | None = "lesion_id",
         metadata_columns: list[str] | None = None,
@@ -287,6 +302,7 @@ class LesionClassifier(NeuralNetClassifier):
         self.lr_schedule = lr_schedule
         self.checkpoint_dir = checkpoint_dir
         self.tta = tta
+        self.test_crop = test_crop
         self.path_column = path_column
         self.group_column = group_column
         self.metadata_columns = metadata_columns
@@ -319,6 +335,7 @@ class LesionClassifier(NeuralNetClassifier):
         for name in ("mixup_alpha", "cutmix_alpha"):
             if not valid_alpha(getattr(self, name)):
                 raise bad(name, "use a float >= 0 (0 turns it off; 0.2-1.0 are common)")
+        self._check_test_crop()
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
         if self.lr_schedule not in _SCHEDULES:
@@ -345,6 +362,27 @@ class LesionClassifier(NeuralNetClassifier):
         if self.channels_last not in ("auto", True, False):
             raise bad("channels_last", "use 'auto', True or False")
         resolve_augmentation(self.augmentation)
+
+    def _check_test_crop(self) -> None:
+        tc = self.test_crop
+        if not (tc is None or (isinstance(tc, str) and tc == "auto") or
+                (isinstance(tc, Real) and not isinstance(tc, bool) and 0 < tc <= 1)):
+            raise ValueError(f"LesionClassifier test_crop={tc!r} is not valid; use 'auto' "
+                             "(the mean training crop area), a fraction of the image area "
+                             "in (0, 1], or None (the whole image)")
+
+    def _test_crop_area(self) -> float | None:
+        """The area fraction of the centred prediction-time crop; None: the whole image."""
+        self._check_test_crop()  # also when set on a fitted model
+        tc = self.test_crop
+        if tc is None:
+            return None
+        if isinstance(tc, str):  # "auto": the training crops' mean area
+            aug = resolve_augmentation(self.augmentation)
+            if aug is None or aug.crop_scale is None:
+                return None
+            tc = (aug.crop_scale[0] + aug.crop_scale[1]) / 2
+        return None if tc >= 1 else float(tc)
 
     def _image_size(self) -> tuple[int, int]:
         size = self.image_size
@@ -526,6 +564,13 @@ class LesionClassifier(NeuralNetClassifier):
                 x = augment(x)
         if self.module_.training and (self.mixup_alpha or self.cutmix_alpha):
             x = self._mix(x)
+        if not self.module_.training:
+            area = self._test_crop_area()
+            if area is not None:  # the scale the training crops showed lesions at
+                if isinstance(x, dict):
+                    x = dict(x, images=centre_crop(x["images"], area))
+                else:
+                    x = centre_crop(x, area)
         if self._use_channels_last():
             if isinstance(x, dict):
                 x["images"] = x["images"].contiguous(memory_format=torch.channels_last)

@@ -378,6 +378,8 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     _check_integrity(payload, path)
 
     params = dict(payload["params"])
+    # files saved before test_crop existed: they predicted on whole images
+    params.setdefault("test_crop", None)
     if isinstance(params.get("image_size"), list):
         params["image_size"] = tuple(params["image_size"])
     clf = LesionClassifier(**params, weights=None)

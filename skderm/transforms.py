@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
-__all__ = ["Augmentation", "BatchAugment", "mix_batch", "resolve_augmentation"]
+__all__ = ["Augmentation", "BatchAugment", "centre_crop", "mix_batch", "resolve_augmentation"]
 
 
 class Augmentation(BaseEstimator):
@@ -179,6 +179,24 @@ def _rotate_hue(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
                        torch.stack([zero, sin, cos], 1)], 1)  # (n, 3, 3)
     m = inv @ rot @ fwd  # per-image RGB -> RGB
     return torch.einsum("nij,njhw->nihw", m, x)
+
+
+def centre_crop(images: torch.Tensor, area: float) -> torch.Tensor:
+    """A centred crop of ``area`` (a fraction of each image's area), resized back.
+
+    ``uint8`` or [0, 1] float images (N, 3, H, W) -> float in [0, 1], same
+    size; the same bilinear ``grid_sample`` resampling as the training crops
+    of :class:`BatchAugment`, with the aspect ratio kept.
+    """
+    if not (isinstance(area, Real) and 0 < area <= 1):
+        raise ValueError(f"centre_crop area must be a fraction in (0, 1], got {area!r}")
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    s = math.sqrt(float(area))
+    theta = torch.tensor([[s, 0.0, 0.0], [0.0, s, 0.0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def resolve_augmentation(value) -> Augmentation | None:

@@ -6,8 +6,10 @@ so the whole file runs in well under a minute on two CPU cores.
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
+import re
 import warnings
 
 import joblib
@@ -30,7 +32,7 @@ from skderm.exceptions import ImageError
 from skderm.images import load_images
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.model_selection import lesion_train_test_split
-from skderm.transforms import Augmentation, mix_batch
+from skderm.transforms import Augmentation, centre_crop, mix_batch
 
 SIZE = (48, 64)
 # the tiny_lesions fixture: 60 images at 48x64, 5 lesions per class
@@ -415,6 +417,116 @@ def test_tta_averages_the_four_flips(fitted, data):
     assert not np.allclose(tta, plain, atol=1e-4)
 
 
+def _module_proba(clf, pixels, area):
+    """What the network gives for the centred crop ``area`` of uint8 HWC images."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)
+    if area is not None:
+        x = centre_crop(x, area)
+    clf.module_.eval()
+    with torch.no_grad():
+        return torch.softmax(clf.module_(x), dim=1).numpy()
+
+
+def test_test_crop_auto_predicts_on_the_mean_training_crop(fitted, data):
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:12], SIZE))
+    assert fitted.get_params()["test_crop"] == "auto"
+    # the default augmentation crops 75-100% of the area: 0.875 on average
+    auto = fitted.predict_proba(pixels)
+    np.testing.assert_allclose(auto, _module_proba(fitted, pixels, 0.875), atol=1e-5)
+    fitted.set_params(test_crop=None)
+    try:
+        whole = fitted.predict_proba(pixels)
+    finally:
+        fitted.set_params(test_crop="auto")
+    np.testing.assert_allclose(whole, _module_proba(fitted, pixels, None), atol=1e-5)
+    assert not np.allclose(auto, whole, atol=1e-4)
+
+
+def test_test_crop_follows_the_augmentation_and_takes_a_fraction(fitted, data):
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:8], SIZE))
+    try:
+        fitted.set_params(augmentation=Augmentation(crop_scale=(0.5, 0.7)))
+        np.testing.assert_allclose(fitted.predict_proba(pixels),
+                                   _module_proba(fitted, pixels, 0.6), atol=1e-5)
+        # no training crops: "auto" is the whole image
+        fitted.set_params(augmentation=Augmentation(crop_scale=None))
+        np.testing.assert_allclose(fitted.predict_proba(pixels),
+                                   _module_proba(fitted, pixels, None), atol=1e-5)
+        fitted.set_params(augmentation="default", test_crop=0.5)
+        np.testing.assert_allclose(fitted.predict_proba(pixels),
+                                   _module_proba(fitted, pixels, 0.5), atol=1e-5)
+        fitted.set_params(test_crop=1.0)
+        np.testing.assert_allclose(fitted.predict_proba(pixels),
+                                   _module_proba(fitted, pixels, None), atol=1e-5)
+    finally:
+        fitted.set_params(augmentation="default", test_crop="auto")
+
+
+def test_test_crop_is_applied_to_every_tta_flip(fitted, data):
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:8], SIZE))
+    flips = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+    expected = np.mean([_module_proba(fitted, p, 0.875) for p in flips], axis=0)
+    fitted.set_params(tta=True)
+    try:
+        np.testing.assert_allclose(fitted.predict_proba(pixels), expected, atol=1e-5)
+    finally:
+        fitted.set_params(tta=False)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -0.2, True, "centre", [0.8]])
+def test_test_crop_bad_value_is_named_with_the_choices(data, fitted, value):
+    match = rf"test_crop={re.escape(repr(value))} is not valid; use 'auto'"
+    with pytest.raises(ValueError, match=match):
+        make_clf(test_crop=value).fit(*data)
+    # set on a fitted model, it fails at prediction, not silently
+    fitted.set_params(test_crop=value)
+    try:
+        with pytest.raises(ValueError, match=match):
+            fitted.predict_proba(data[0][:2])
+    finally:
+        fitted.set_params(test_crop="auto")
+
+
+def test_models_saved_before_test_crop_predict_on_the_whole_image(fitted, data):
+    old = copy.deepcopy(fitted)
+    del old.__dict__["test_crop"]  # as unpickled from before the parameter
+    assert old.test_crop is None  # the class attribute
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:6], SIZE))
+    np.testing.assert_allclose(old.predict_proba(pixels), _module_proba(old, pixels, None),
+                               atol=1e-5)
+
+
+def test_test_crop_is_fingerprinted_only_with_a_validation_split(tmp_path):
+    from skderm._checkpoint import checkpoint_path
+
+    def name(**params):
+        return os.path.basename(checkpoint_path(make_clf(checkpoint_dir=tmp_path, **params),
+                                                _FakeDataset()))
+
+    # a validation split scores epochs on the crop: another run
+    assert name(valid_size=0.2, test_crop="auto") != name(valid_size=0.2, test_crop=None)
+    # without one no epoch depends on it: a run resumes whatever its test_crop
+    assert name(valid_size=None, test_crop="auto") == name(valid_size=None, test_crop=None)
+    assert name(valid_size=None, test_crop=0.5) == name(valid_size=None, test_crop=None)
+
+
+def test_centre_crop_keeps_the_centre_and_the_size():
+    img = torch.zeros(1, 3, 40, 60, dtype=torch.uint8)
+    img[:, :, 10:30, 15:45] = 255  # the middle half of each side: a quarter of the area
+    out = centre_crop(img, 0.25)
+    assert out.shape == (1, 3, 40, 60) and out.dtype == torch.float32
+    assert out[:, :, 1:-1, 1:-1].min() > 0.99  # bilinear edges aside, all centre
+    np.testing.assert_allclose(centre_crop(img, 1.0).numpy(), img.float().numpy() / 255,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"centre_crop area must be a fraction in \(0, 1\], "
+                                         r"got 1.5"):
+        centre_crop(img, 1.5)
+
+
 # ---------------------------------------------------------------------------
 # freezing and learning rates
 # ---------------------------------------------------------------------------
@@ -487,8 +599,10 @@ def test_freeze_until_bad_value_is_named_with_the_choices(data, value, match):
 def test_freeze_until_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
     from skderm._checkpoint import checkpoint_path
 
-    paths = {v: checkpoint_path(make_clf(checkpoint_dir=tmp_path, freeze_until=v),
-                                _FakeDataset())
+    # test_crop=None: the prediction view of the time (with a validation split
+    # the default "auto" changes the epochs' scores, so it changes the name)
+    paths = {v: checkpoint_path(make_clf(checkpoint_dir=tmp_path, freeze_until=v,
+                                         test_crop=None), _FakeDataset())
              for v in (None, "1", "2")}
     assert len(set(paths.values())) == 3
     # unset, it is not hashed: checkpoints written before the parameter existed
@@ -503,7 +617,8 @@ def test_logit_tau_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
     from skderm._checkpoint import checkpoint_path
 
     names = {tau: os.path.basename(checkpoint_path(
-        make_clf(checkpoint_dir=tmp_path, logit_tau=tau), _FakeDataset())) for tau in (1.0, 0.5)}
+        make_clf(checkpoint_dir=tmp_path, logit_tau=tau, test_crop=None), _FakeDataset()))
+        for tau in (1.0, 0.5)}
     assert names[1.0] == PRE_FREEZE_UNTIL_CHECKPOINT != names[0.5]
 
 
@@ -1087,8 +1202,8 @@ def test_mix_alphas_change_the_checkpoint_fingerprint_only_when_set(tmp_path):
     from skderm._checkpoint import checkpoint_path
 
     def name(**params):
-        return os.path.basename(checkpoint_path(make_clf(checkpoint_dir=tmp_path, **params),
-                                                _FakeDataset()))
+        return os.path.basename(checkpoint_path(
+            make_clf(checkpoint_dir=tmp_path, test_crop=None, **params), _FakeDataset()))
 
     assert name(mixup_alpha=0.0, cutmix_alpha=0.0) == PRE_FREEZE_UNTIL_CHECKPOINT
     assert len({PRE_FREEZE_UNTIL_CHECKPOINT, name(mixup_alpha=0.2),

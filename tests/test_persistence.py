@@ -101,6 +101,23 @@ def test_an_edited_parameter_fails_the_integrity_check(model_file, tmp_path):
         load_model(tmp_path / "edited.skderm")
 
 
+def test_a_file_saved_before_test_crop_loads_predicting_on_whole_images(
+        fitted, model_file, tiny_lesions, tmp_path):
+    from skderm.persistence import _digest
+
+    payload = torch.load(model_file, weights_only=True)
+    assert payload["params"]["test_crop"] == fitted.test_crop
+    del payload["params"]["test_crop"]  # as written before the parameter existed
+    payload["sha256"] = _digest(payload)
+    torch.save(payload, tmp_path / "old.skderm")
+    old = load_model(tmp_path / "old.skderm")
+    assert old.test_crop is None
+    X = tiny_lesions.data[:8]
+    np.testing.assert_allclose(old.predict_proba(X),
+                               load_model(model_file).set_params(test_crop=None).predict_proba(X),
+                               atol=1e-6)
+
+
 @pytest.mark.parametrize("keep", [0.5, 0.98])
 def test_a_truncated_file_is_refused_naming_it(model_file, tmp_path, keep):
     data = open(model_file, "rb").read()
