@@ -17,7 +17,7 @@ finetune_192_meta_all_fu3  that upsampled to 192x256, 12 epochs: the "cpu" recip
               before the next one
 finetune_192_meta_all_fu3_la  that with the logit-adjusted loss
               (``loss="logit_adjusted"``) instead of balanced class weights: the
-              "cpu" recipe, ``skderm train``'s default
+              "cpu" recipe before the mix04_cut10_tc one
 finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
               (``mixup_alpha=0.2``)
 finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0.4``
@@ -27,7 +27,8 @@ finetune_192_meta_all_fu3_la_mix04_cut10  exploratory: ``mixup_alpha=0.4`` and
 finetune_192_meta_all_fu3_la_mix04_cut10_tc  the same networks (resumed from that
               run's final checkpoints, no training) predicting on the centred crop
               of the training crops' mean area (``test_crop="auto"``); the
-              variants above predict on the whole image (``test_crop=None``)
+              variants above predict on the whole image (``test_crop=None``):
+              the "cpu" recipe, ``skderm train``'s default
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -76,7 +77,8 @@ from skderm.recipes import make_recipe
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 # changes to the "cpu_images" recipe (the "cpu" one until session 3);
-# finetune_192_meta_all_fu3 is the "cpu" recipe now. Checkpoint names follow the
+# finetune_192_meta_all_fu3_la_mix04_cut10_tc is the "cpu" recipe now (the
+# others were it in turn, as their comments say). Checkpoint names follow the
 # parameter values, so a variant's values stay as they were measured.
 _150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
 _192_META_ALL_FU3 = {**_150_META, "image_size": (192, 256), "valid_size": None,
@@ -95,7 +97,7 @@ FINETUNE_VARIANTS = {
     # recipe before the next one
     "finetune_192_meta_all_fu3": _192_META_ALL_FU3,
     # that with the logit-adjusted loss (Menon et al., 2021) instead of balanced
-    # class weights: the "cpu" recipe
+    # class weights: the "cpu" recipe before the mix04_cut10_tc one
     "finetune_192_meta_all_fu3_la": _192_META_ALL_FU3_LA,
     # exploratory: that with mixup (Zhang et al., 2018), light for a 12-epoch fit
     "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.2},

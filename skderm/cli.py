@@ -524,7 +524,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", choices=("cpu", "cpu_images", "gpu", "defaults"), default="cpu",
                    help="starting settings (skderm.recipes): 'cpu' (default) fine-tunes "
                         "EfficientNet-Lite0 at 192x256 with age/sex/localization from "
-                        "blocks.3 on for 12 epochs with the logit-adjusted loss; 'cpu_images' from the image alone at "
+                        "blocks.3 on for 12 epochs with the logit-adjusted loss, mixup and "
+                        "CutMix, predicting on a centred crop; 'cpu_images' from the image "
+                        "alone at "
                         "112x150 (its models predict without --metadata); 'gpu' every layer "
                         "of EfficientNet-Lite2 at 240x320 for 15 epochs, for a CUDA GPU "
                         "(2 minutes on an H100, no more accurate than 'cpu'); 'defaults' is "

@@ -16,15 +16,21 @@ here, so the figures and the recipes cannot drift apart.
     backbone) over 12 epochs; the logit-adjusted cross-entropy
     (``loss="logit_adjusted"``: the training labels' log class frequencies
     added to the logits inside the loss, no class weights); flips, rotation,
-    crops and colour jitter; every training image, keeping the last epoch;
-    flip test-time augmentation. On 2 CPU cores an epoch over 6,400 images
-    took 154-230 s (a fit: 32-46 minutes; all 8,012 HAM10000 images: about
-    50). In 5-fold lesion-grouped cross-validation on the 200x150 HAM10000
-    copy it scored balanced accuracy 0.714 +/- 0.022 and MCC 0.638 +/- 0.017;
-    the same with class-balanced cross-entropy (the recipe before it) 0.705
-    +/- 0.024 and 0.648 +/- 0.026. The loss was chosen by a rule fixed before
-    its last three folds (more balanced accuracy, MCC at most 0.01 lower),
-    which it met by a hair: a trade within the fold-to-fold spread.
+    crops and colour jitter, then mixup (``mixup_alpha=0.4``) on half the
+    batches and CutMix (``cutmix_alpha=1.0``) on the other half; every
+    training image, keeping the last epoch; predictions on the centred crop
+    of the training crops' mean area (``test_crop="auto"``, 0.875) with flip
+    test-time augmentation. In 5-fold lesion-grouped cross-validation on the
+    200x150 HAM10000 copy it scored balanced accuracy 0.766 +/- 0.017 and MCC
+    0.634 +/- 0.014 (predicting on whole images 0.739 / 0.632). On 2 shared
+    CPU cores its five fits took 49.7-79.4 minutes of epochs on slow evenings
+    and a refit of the first fold 38.1 minutes (epochs of 179-189 s over
+    6,400 images); mixup and CutMix add about 2% to an epoch (median ratio
+    1.022 side by side, ``benchmarks/bench_mixing.py``). It replaced
+    the same recipe without mixing, predicting on whole images (0.714 +/-
+    0.022 / 0.638 +/- 0.017, fits of 32-40 minutes), after its folds were
+    seen: the figures are somewhat optimistic (the crop's area follows from
+    the training crops and was not tuned).
 ``"cpu_images"``
     The same from the image alone, at 112x150, with class-balanced
     cross-entropy and the best epoch on a lesion-grouped 10% validation
@@ -36,7 +42,8 @@ here, so the figures and the recipes cannot drift apart.
     images upsampled), with age, sex and localization, every layer
     fine-tuned after the head-only first epoch (backbone learning rate 3e-4)
     for 15 epochs of 64 images, in bfloat16 autocast and channels_last, with
-    class-balanced cross-entropy; otherwise as ``"cpu"``. On one H100 a fit
+    class-balanced cross-entropy, no mixing, predictions on whole images;
+    otherwise as ``"cpu"``. On one H100 a fit
     took 1.3-2.3 minutes. In the same 5-fold cross-validation it scored
     balanced accuracy 0.680 +/- 0.034 and MCC 0.638 +/- 0.017: no better than
     ``"cpu"`` (its training loss also ends near 0.2: the larger network
@@ -48,12 +55,12 @@ here, so the figures and the recipes cannot drift apart.
     rate, no class weights): a plain starting point.
 
 Their balanced accuracy and MCC in 5-fold lesion-grouped cross-validation on
-the 200x150 HAM10000 copy are in ``benchmarks/README.md``. Every recipe
-predicts on whole images (``test_crop=None``), the setting it was measured
-with; ``make_recipe(name, test_crop="auto")`` predicts on the centred crop of
-the training crops' mean area instead, which raised balanced accuracy from
-0.739 to 0.766 (MCC 0.632 to 0.634) over the five networks of the mixup 0.4 +
-CutMix variant (see the training guide).
+the 200x150 HAM10000 copy are in ``benchmarks/README.md``. ``"cpu_images"``
+and ``"gpu"`` predict on whole images (``test_crop=None``), the setting they
+were measured with; ``make_recipe(name, test_crop="auto")`` predicts on the
+centred crop of the training crops' mean area instead, which raised balanced
+accuracy from 0.739 to 0.766 (MCC 0.632 to 0.634) for the ``"cpu"`` recipe's
+five cross-validation networks (see the training guide).
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ _CPU_IMAGES: dict[str, Any] = {
     "patience": None,
     "tta": True,
     # measured predicting on whole images, before LesionClassifier's test_crop
+    # (the "cpu" recipe overrides it)
     "test_crop": None,
     "random_state": 0,
 }
@@ -86,7 +94,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu": {**_CPU_IMAGES, "image_size": (192, 256),
             "metadata_columns": ["age", "sex", "localization"], "valid_size": None,
             "freeze_until": "blocks.3", "max_epochs": 12, "class_weight": None,
-            "loss": "logit_adjusted"},
+            "loss": "logit_adjusted", "mixup_alpha": 0.4, "cutmix_alpha": 1.0,
+            "test_crop": "auto"},
     "cpu_images": _CPU_IMAGES,
     # for a CUDA GPU: the larger EfficientNet-Lite2, every layer fine-tuned after
     # the head-only first epoch (backbone lr 3e-4), the images upsampled to

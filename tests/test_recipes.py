@@ -57,8 +57,8 @@ def test_cpu_recipe_is_the_measured_benchmark_variant():
     spec = importlib.util.spec_from_file_location("ham10000_cv", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    measured = make_recipe("cpu_images",
-                           **bench.FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la"])
+    measured = make_recipe(
+        "cpu_images", **bench.FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"])
     assert _model_params(measured) == _model_params(make_recipe("cpu"))
     assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
         _model_params(make_recipe("cpu_images"))
