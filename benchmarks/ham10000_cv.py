@@ -289,8 +289,8 @@ def describe(recipe: str, args) -> str:
         meta = " + metadata" if recipe == "fusion" else ""
         return f"frozen {args.backbones[0]} {size}{meta}, flip TTA, LR C={args.C}"
     if recipe in FINETUNE_VARIANTS:
-        p = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"),
-                        **FINETUNE_VARIANTS[recipe]).get_params()
+        model = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"), **FINETUNE_VARIANTS[recipe])
+        p = model.get_params()
         meta = " + metadata" if p["metadata_columns"] else ""
         pick = ("last epoch, all training images" if p["valid_size"] is None else
                 f"best epoch on a {p['valid_size']:.0%} validation split")
@@ -302,8 +302,7 @@ def describe(recipe: str, args) -> str:
             meta += f", mixup {p['mixup_alpha']:g}"
         if p["cutmix_alpha"]:
             meta += f", CutMix {p['cutmix_alpha']:g}"
-        area = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"),
-                           **FINETUNE_VARIANTS[recipe])._test_crop_area()
+        area = model._test_crop_area()
         tta = "TTA" if area is None else f"TTA on the centred {area:g} of the area"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else
                      "unweighted" if p["class_weight"] is None else "class weights")

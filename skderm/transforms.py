@@ -99,10 +99,7 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8`` or [0, 1] float images (N, 3, H, W) -> augmented float in [0, 1]."""
-        x = images.float()
-        if images.dtype == torch.uint8:
-            x = x / 255.0
-        x = self._geometry(x)
+        x = self._geometry(_unit_float(images))
         return self._colour(x).clamp_(0.0, 1.0)
 
     def _rand(self, n, lo, hi, x):
@@ -135,9 +132,7 @@ class BatchAugment:
             torch.stack([cos * sx, -sin * sy * (h / w), tx], dim=1),
             torch.stack([sin * sx * (w / h), cos * sy, ty], dim=1),
         ], dim=1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
+        return _resample(x, theta)
 
     def _colour(self, x: torch.Tensor) -> torch.Tensor:
         a = self.aug
@@ -190,12 +185,21 @@ def centre_crop(images: torch.Tensor, area: float) -> torch.Tensor:
     """
     if not (isinstance(area, Real) and 0 < area <= 1):
         raise ValueError(f"centre_crop area must be a fraction in (0, 1], got {area!r}")
-    x = images.float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
+    x = _unit_float(images)
     s = math.sqrt(float(area))
     theta = torch.tensor([[s, 0.0, 0.0], [0.0, s, 0.0]], dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    return _resample(x, theta.expand(x.shape[0], 2, 3))
+
+
+def _unit_float(images: torch.Tensor) -> torch.Tensor:
+    """``uint8`` or [0, 1] float images -> float in [0, 1]."""
+    x = images.float()
+    return x / 255.0 if images.dtype == torch.uint8 else x
+
+
+def _resample(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Bilinear resampling of ``x`` (N, C, H, W) by per-image affine maps ``theta`` (N, 2, 3)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
