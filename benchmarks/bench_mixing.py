@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ VARIANTS = ("finetune_192_meta_all_fu3_la", "finetune_192_meta_all_fu3_la_mix04_
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
     p.add_argument("--images", type=int, default=640)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS))

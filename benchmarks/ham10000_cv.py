@@ -32,7 +32,8 @@ finetune_192_meta_all_fu3_la_mix04_cut10_tc  the same networks (resumed from tha
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
-              (weighted by --member-weights): no training of its own
+              (weighted by --member-weights): no training of its own;
+              ``ensemble_<label>`` is another one, kept in its own row
 
 Every fold's out-of-fold probabilities are saved to
 ``benchmarks/results/oof/<recipe>_fold<k>.npz`` as it finishes, so a long run
@@ -46,6 +47,7 @@ folds saved so far and says how many that is. Results go to
     python benchmarks/ham10000_cv.py --recipes features,fusion
     python benchmarks/ham10000_cv.py --recipes finetune --only-folds 0
     python benchmarks/ham10000_cv.py --recipes ensemble --members finetune,fusion
+    python benchmarks/ham10000_cv.py --recipes ensemble_cpu2 --members a,b
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ FINETUNE_VARIANTS = {name: {"test_crop": None, **v} for name, v in FINETUNE_VARI
 # the runs above and only predict (their fit times are those runs' epochs)
 FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10"], "test_crop": "auto"}
+# the mixup 0.4 networks predicting on that crop: their final checkpoints were
+# not kept, so these fit again from scratch (the same seed: the same networks)
+FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mixup04_tc"] = {
+    **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mixup04"], "test_crop": "auto"}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
@@ -221,11 +227,23 @@ def _load_folds(recipe: str, n_folds: int) -> dict[int, dict]:
     return folds
 
 
-def ensemble_folds(members: list[str], weights: list[float], n_folds: int) -> None:
-    """Weighted soft vote of saved member probabilities, fold by fold."""
+def _is_ensemble(recipe: str) -> bool:
+    return recipe == "ensemble" or recipe.startswith("ensemble_")
+
+
+def ensemble_folds(name: str, members: list[str], weights: list[float], n_folds: int) -> None:
+    """Weighted soft vote of saved member probabilities, fold by fold.
+
+    Every earlier fold file of ``name`` goes first: a fold that some member
+    lacks must not keep the vote of other members from an earlier run.
+    """
     loaded = [_load_folds(m, n_folds) for m in members]
     for k in range(n_folds):
+        _fold_file(name, k).unlink(missing_ok=True)
         if not all(k in f for f in loaded):
+            print(f"  ensemble fold {k}: not voted: "
+                  + ", ".join(m for m, f in zip(members, loaded, strict=True) if k not in f)
+                  + " has no saved fold", flush=True)
             continue
         parts = [f[k] for f in loaded]
         classes = parts[0]["classes"]
@@ -233,10 +251,12 @@ def ensemble_folds(members: list[str], weights: list[float], n_folds: int) -> No
                    for p in parts)
         proba = sum(w * p["proba"] for w, p in zip(weights, parts, strict=True)) / sum(weights)
         devices = sorted({_fold_device(p) for p in parts})
-        np.savez(_fold_file("ensemble", k), test=parts[0]["test"], proba=proba, classes=classes,
+        np.savez(_fold_file(name, k), test=parts[0]["test"], proba=proba, classes=classes,
                  device=" + ".join(devices),
                  fit_seconds=sum(_fold_fit_seconds(p) for p in parts),
-                 seconds=sum(float(p["seconds"]) for p in parts), epochs=0)
+                 seconds=sum(float(p["seconds"]) for p in parts), epochs=0,
+                 members=np.asarray(members, dtype=str),
+                 member_weights=np.asarray(weights, dtype=float))
 
 
 def summarize(recipe, y, groups, n_folds, args) -> dict | None:
@@ -314,7 +334,7 @@ def describe(recipe: str, args) -> str:
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
                 f"{args.epochs or p['max_epochs']} epochs, cosine lr, {weighting}, {tta}, "
                 f"{pick}")
-    if recipe == "ensemble":
+    if _is_ensemble(recipe):
         return "soft vote: " + ", ".join(f"{w:g} x {m}" for m, w in
                                          zip(args.members, args.member_weights, strict=True))
     return recipe
@@ -391,8 +411,8 @@ def main() -> None:
     splits = list(StratifiedGroupKFold(n_splits=args.folds, shuffle=True,
                                        random_state=0).split(X, y, groups))
     for recipe in args.recipes.split(","):
-        if recipe == "ensemble":
-            ensemble_folds(args.members, args.member_weights, args.folds)
+        if _is_ensemble(recipe):
+            ensemble_folds(recipe, args.members, args.member_weights, args.folds)
         else:
             run_folds(recipe, X, y, groups, splits, args)
     # the summary covers every recipe with saved folds, from this run or earlier ones
@@ -402,7 +422,9 @@ def main() -> None:
         previous = {r["recipe"]: r for r in json.loads((RESULTS / "ham10000_cv.json").read_text())
                     if "setup" in r}
     results = []
-    for recipe in ("features", "fusion", *FINETUNE_VARIANTS, "ensemble"):
+    ensembles = ["ensemble", *sorted({r for r in [*previous, *args.recipes.split(",")]
+                                      if _is_ensemble(r) and r != "ensemble"})]
+    for recipe in ("features", "fusion", *FINETUNE_VARIANTS, *ensembles):
         r = summarize(recipe, y, groups, args.folds, args)
         if r is not None and recipe not in args.recipes.split(",") and recipe in previous:
             r["setup"] = previous[recipe]["setup"]  # described by the run that made it

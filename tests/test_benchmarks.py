@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -65,3 +66,71 @@ def test_ham10000_cv_table_names_the_device_of_gpu_folds(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert bench._device_name("auto") == "cpu"
     assert bench._device_name("cpu") == "cpu"
+
+
+def _save_fold(bench, recipe, k, test, proba, classes=("a", "b")):
+    np.savez(bench._fold_file(recipe, k), test=test, proba=proba,
+             classes=np.asarray(classes), device="cpu", fit_seconds=60.0, seconds=70.0,
+             epochs=3, epoch_seconds=60.0)
+
+
+def test_ham10000_cv_ensemble_votes_saved_folds_and_drops_stale_ones(tmp_path, monkeypatch):
+    bench = _load("ham10000_cv")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    (tmp_path / "oof").mkdir()
+    test = np.array([3, 1])
+    _save_fold(bench, "m1", 0, test, np.array([[0.9, 0.1], [0.2, 0.8]]))
+    _save_fold(bench, "m2", 0, test, np.array([[0.3, 0.7], [0.4, 0.6]]))
+    _save_fold(bench, "m1", 1, test, np.array([[0.5, 0.5], [0.5, 0.5]]))
+    # fold 1 voted by an earlier run of other members: m2 has no fold 1 now
+    _save_fold(bench, "ensemble_x", 1, test, np.array([[1.0, 0.0], [1.0, 0.0]]))
+    bench.ensemble_folds("ensemble_x", ["m1", "m2"], [3.0, 1.0], n_folds=2)
+    folds = bench._load_folds("ensemble_x", 2)
+    assert list(folds) == [0]
+    np.testing.assert_allclose(folds[0]["proba"], [[0.75, 0.25], [0.25, 0.75]])
+    assert folds[0]["test"].tolist() == [3, 1]
+    assert folds[0]["members"].tolist() == ["m1", "m2"]
+    assert folds[0]["fit_seconds"] == 120.0
+    assert bench._is_ensemble("ensemble_x") and bench._is_ensemble("ensemble")
+    assert not bench._is_ensemble("ensembles") and not bench._is_ensemble("gpu")
+
+
+def test_operating_points_shift_moves_decisions_between_priors(tmp_path):
+    bench = _load("operating_points")
+    classes = np.array(["common", "rare"])
+    y_train = np.array(["common"] * 9 + ["rare"])
+    proba = np.array([[0.6, 0.4], [0.3, 0.7], [0.85, 0.15]])
+    # t = 0: the probabilities' own argmax
+    assert bench.shifted_predictions(proba, classes, y_train, 0.0).tolist() == [
+        "common", "rare", "common"]
+    # t = 1 divides by the prior (0.9 vs 0.1): 0.4 / 0.1 beats 0.6 / 0.9
+    assert bench.shifted_predictions(proba, classes, y_train, 1.0).tolist() == [
+        "rare", "rare", "rare"]
+    # t < 0 favours the frequent class: 0.7 * 0.1 loses to 0.3 * 0.9
+    assert bench.shifted_predictions(proba, classes, y_train, -1.0).tolist() == [
+        "common", "common", "common"]
+    with pytest.raises(ValueError, match="rare"):
+        bench.shifted_predictions(proba, classes, np.array(["common"] * 3), 0.5)
+
+
+def test_operating_points_scores_soft_votes_of_saved_folds(tmp_path):
+    bench = _load("operating_points")
+    cv = _load("ham10000_cv")
+    y = np.array(["a", "b", "a", "b", "a", "a"])
+    oof = tmp_path / "oof"
+    oof.mkdir()
+    for k, test in enumerate([np.array([0, 1, 2]), np.array([3, 4, 5])]):
+        # m1 right on every image, m2 wrong on every image but less sure
+        right = np.where(y[test][:, None] == np.array(["a", "b"]), 0.9, 0.1)
+        np.savez(oof / f"m1_fold{k}.npz", test=test, proba=right, classes=np.array(["a", "b"]))
+        wrong = np.where(right == 0.9, 0.4, 0.6)
+        np.savez(oof / f"m2_fold{k}.npz", test=test, proba=wrong, classes=np.array(["a", "b"]))
+    assert cv._fold_file("m1", 0).name == "m1_fold0.npz"  # the files ham10000_cv writes
+    r = bench.frontier("m1+m2", y, [0.0], n_folds=2, oof=oof)
+    assert r["points"][0]["bacc_mean"] == 1.0 and r["points"][0]["mcc_mean"] == 1.0
+    r = bench.frontier("m2", y, [0.0], n_folds=2, oof=oof)
+    assert r["points"][0]["bacc_mean"] == 0.0
+    with pytest.raises(FileNotFoundError, match="--recipes m3"):
+        bench.frontier("m1+m3", y, [0.0], n_folds=2, oof=oof)
+    table = bench.markdown([r])
+    assert "| m2 | 0.000 / " in table and "t = +0" in table
