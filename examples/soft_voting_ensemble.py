@@ -21,7 +21,7 @@ X, y, groups = load(args)
 def member(backbone: str) -> LesionClassifier:
     return LesionClassifier(
         backbone=backbone,
-            image_size=(48, 64) if args.quick else (112, 150),
+        image_size=(48, 64) if args.quick else (112, 150),
         class_weight="balanced", freeze="backbone", max_epochs=3 if args.quick else 6,
         random_state=0, verbose=0)
 
