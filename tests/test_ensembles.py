@@ -66,3 +66,22 @@ def test_stacking_with_lesion_grouped_inner_folds(data):
     proba = stack.predict_proba(X)
     assert proba.shape == (len(X), 7)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_documented_two_network_cpu_vote_fits_with_metadata(data):
+    """docs/user_guide/ensembles.rst: the "cpu" recipe and its CutMix-free twin, soft-voted."""
+    from skderm.recipes import make_recipe
+
+    small = dict(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2,
+                 batch_size=16, freeze=0, freeze_until=None, verbose=0)
+    vote = VotingClassifier([("cpu", make_recipe("cpu", **small)),
+                             ("mixup", make_recipe("cpu", cutmix_alpha=0.0, **small))],
+                            voting="soft")
+    X, y = data.data, data.target
+    vote.fit(X, y)
+    cpu, mixup = vote.named_estimators_["cpu"], vote.named_estimators_["mixup"]
+    assert (cpu.cutmix_alpha, mixup.cutmix_alpha) == (1.0, 0.0)
+    assert cpu.metadata_columns == ["age", "sex", "localization"]
+    np.testing.assert_allclose(vote.predict_proba(X),
+                               (cpu.predict_proba(X) + mixup.predict_proba(X)) / 2, rtol=1e-5)
+    assert list(vote.classes_) == sorted(set(y))

@@ -62,6 +62,10 @@ def test_cpu_recipe_is_the_measured_benchmark_variant():
     assert _model_params(measured) == _model_params(make_recipe("cpu"))
     assert _model_params(make_recipe("cpu_images", **bench.FINETUNE_VARIANTS["finetune"])) == \
         _model_params(make_recipe("cpu_images"))
+    # the second network of the documented two-network vote (docs: ensembles)
+    second = make_recipe(
+        "cpu_images", **bench.FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mixup04_tc"])
+    assert _model_params(second) == _model_params(make_recipe("cpu", cutmix_alpha=0.0))
 
 
 def test_gpu_recipe_is_the_measured_benchmark_variant_and_a_cli_choice(tmp_path):
