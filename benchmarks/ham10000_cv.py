@@ -241,7 +241,7 @@ def ensemble_folds(name: str, members: list[str], weights: list[float], n_folds:
     for k in range(n_folds):
         _fold_file(name, k).unlink(missing_ok=True)
         if not all(k in f for f in loaded):
-            print(f"  ensemble fold {k}: not voted: "
+            print(f"  {name} fold {k}: not voted: "
                   + ", ".join(m for m, f in zip(members, loaded, strict=True) if k not in f)
                   + " has no saved fold", flush=True)
             continue
