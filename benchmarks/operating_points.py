@@ -94,13 +94,18 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
     p.add_argument("--recipes", required=True,
                    help="comma-separated recipes with saved folds; a+b = their soft vote")
-    p.add_argument("--shifts", default=",".join(map(str, SHIFTS)))
+    p.add_argument("--shifts", default=",".join(map(str, SHIFTS)),
+                   help="comma-separated shifts t; write --shifts=-0.5,0 when the first "
+                        "is negative")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--oof", default=str(RESULTS / "oof"))
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
+    try:
+        shifts = [float(t) for t in args.shifts.split(",")]
+    except ValueError:
+        p.error(f"--shifts {args.shifts!r}: give comma-separated numbers, e.g. -0.5,0,0.5")
     y = np.asarray(load_ham10000(args.data).target)
-    shifts = [float(t) for t in args.shifts.split(",")]
     results = [frontier(r, y, shifts, args.folds, Path(args.oof))
                for r in args.recipes.split(",")]
     out = Path(args.out)

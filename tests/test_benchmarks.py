@@ -134,3 +134,10 @@ def test_operating_points_scores_soft_votes_of_saved_folds(tmp_path):
         bench.frontier("m1+m3", y, [0.0], n_folds=2, oof=oof)
     table = bench.markdown([r])
     assert "| m2 | 0.000 / " in table and "t = +0" in table
+
+
+def test_operating_points_rejects_bad_shifts_by_name(capsys):
+    bench = _load("operating_points")
+    with pytest.raises(SystemExit):
+        bench.main(["--data", "unused", "--recipes", "m1", "--shifts=-0.5,zero"])
+    assert "--shifts '-0.5,zero'" in capsys.readouterr().err
