@@ -133,10 +133,6 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mixup04_tc"] = {
 # (24 epochs, the cosine schedule stretched over them), for the best-recipe bar
 FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"], "max_epochs": 24}
-# checkpoints do not fingerprint max_epochs (raising it and resuming trains a
-# finished run further): these variants keep their own folder, so they start
-# from scratch instead of resuming the 12-epoch runs' final checkpoints
-OWN_CHECKPOINT_DIR = {"finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc"}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
@@ -160,8 +156,7 @@ def build(recipe: str, args):
         return features_model(args.backbones[0], size, args.C, metadata=True)
     if recipe in FINETUNE_VARIANTS:
         # checkpoints let a fold interrupted here be resumed by the next run
-        ckpt = CHECKPOINTS / recipe if recipe in OWN_CHECKPOINT_DIR else CHECKPOINTS
-        overrides = {"verbose": 1, "checkpoint_dir": str(ckpt), "warm_start": True,
+        overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True,
                      **FINETUNE_VARIANTS[recipe]}
         if args.epochs is not None:
             overrides["max_epochs"] = args.epochs

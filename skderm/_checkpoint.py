@@ -15,8 +15,11 @@ The fingerprint hashes the estimator's parameters (all but ``max_epochs``,
 when there is no validation split) and the training
 data (images, labels, lesion ids, metadata). So a grid search can share one
 folder (each candidate and fold has its own file), and a checkpoint is never
-resumed against other data or settings. Raising ``max_epochs`` and resuming
-trains a finished run further.
+resumed against other data or settings. With the constant learning rate,
+raising ``max_epochs`` and resuming trains a finished run further; the cosine
+schedule's rate at every epoch depends on ``max_epochs``, so with
+``lr_schedule="cosine"`` it is fingerprinted too and a run of another length
+starts from scratch (resuming would not give what that run computes).
 
 Files are written to a temporary name and renamed, so a process killed
 mid-write leaves the previous checkpoint intact. They hold only tensors and
@@ -60,6 +63,9 @@ _HASHED_WHEN_SET = {"freeze_until": None, "logit_tau": 1.0, "mixup_alpha": 0.0,
 # only with a validation split (then early stopping and the epochs' scores
 # depend on them); so a run without one resumes whatever its test_crop
 _PREDICTION_ONLY = frozenset({"test_crop"})
+# parameters that change what every epoch computes under some schedules only:
+# the cosine learning rate of epoch e is a function of e / max_epochs
+_SCHEDULE_LENGTH = {"max_epochs": "cosine"}
 
 
 # --------------------------------------------------------------------------
@@ -108,7 +114,8 @@ def checkpoint_path(net, dataset) -> str:
             continue
         if name in _PREDICTION_ONLY and params.get("valid_size") is None:
             continue  # no validation split: it changes no epoch
-        if name not in _NOT_FINGERPRINTED:
+        if name not in _NOT_FINGERPRINTED or \
+                _SCHEDULE_LENGTH.get(name) == params.get("lr_schedule"):
             h.update(f"{name}={_stable(params[name])};".encode())
     h.update(_data_digest(dataset))
     return os.path.join(os.fspath(net.checkpoint_dir), f"skderm-{h.hexdigest()[:20]}.ckpt")

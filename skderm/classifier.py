@@ -636,7 +636,8 @@ class LesionClassifier(NeuralNetClassifier):
                                **kwargs)
         epoch = len(self.history)
         if self.lr_schedule == "cosine":
-            # a function of the epoch alone, so a resumed fit needs no scheduler state
+            # a function of the epoch and max_epochs alone, so a resumed fit needs no
+            # scheduler state (checkpoints fingerprint max_epochs under this schedule)
             factor = 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(self.max_epochs, 1)))
             groups = self.optimizer_.param_groups
             groups[0]["lr"] = self.lr * factor

@@ -86,6 +86,22 @@ def test_raising_max_epochs_continues_a_finished_run(tiny_lesions, tmp_path):
     _same_history(straight, longer)
 
 
+def test_cosine_runs_of_another_length_never_resume_each_other(tiny_lesions, tmp_path):
+    """The cosine rate of every epoch depends on max_epochs: a longer run that
+    resumed a shorter one's finished checkpoint would restart its annealing."""
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, patience=None, checkpoint_dir=tmp_path)
+    LesionClassifier(**kw, max_epochs=2).fit(X, y)
+    longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
+    straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
+    _same_history(straight, longer)
+    np.testing.assert_array_equal(straight.predict_proba(X), longer.predict_proba(X))
+    assert len(_ckpts(tmp_path)) == 2
+    # the same length still resumes: the finished run trains nothing more
+    again = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
+    _same_history(straight, again)
+
+
 def test_other_settings_or_data_never_resume_a_checkpoint(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
     kw = dict(FAST, max_epochs=2, patience=None, checkpoint_dir=tmp_path)
