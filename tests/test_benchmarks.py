@@ -143,7 +143,6 @@ def test_operating_points_rejects_bad_shifts_by_name(capsys):
     assert "--shifts '-0.5,zero'" in capsys.readouterr().err
 
 
-
 def test_ham10000_cv_longer_variant_is_the_cpu_recipe_trained_longer():
     import argparse
 
@@ -155,6 +154,16 @@ def test_ham10000_cv_longer_variant_is_the_cpu_recipe_trained_longer():
     changed = {k for k, v in longer.get_params(deep=False).items()
                if v != base.get_params(deep=False)[k]}
     assert changed == {"max_epochs"}
-    # cosine: the 24-epoch run anneals from its first epoch on, so it must not
-    # resume the 12-epoch runs' checkpoints in the shared folder
-    assert longer.lr_schedule == "cosine"
+    # its cosine schedule anneals differently from epoch 1: in the shared
+    # folder it must not resume the 12-epoch runs' final checkpoints
+    from skderm._checkpoint import checkpoint_path
+
+    class Data:  # what the fingerprint reads of a training dataset
+        images, y, groups, metadata = [np.zeros((4, 4, 3), np.uint8)], np.array([0]), None, None
+
+        def __len__(self):
+            return 1
+
+    data = Data()
+    assert base.checkpoint_dir == longer.checkpoint_dir
+    assert checkpoint_path(base, data) != checkpoint_path(longer, data)
