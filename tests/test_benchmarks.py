@@ -167,3 +167,20 @@ def test_ham10000_cv_longer_variant_is_the_cpu_recipe_trained_longer():
     data = Data()
     assert base.checkpoint_dir == longer.checkpoint_dir
     assert checkpoint_path(base, data) != checkpoint_path(longer, data)
+
+
+def test_ham10000_cv_lite2_variant_is_the_cpu_recipe_on_a_larger_backbone():
+    import argparse
+
+    bench = _load("ham10000_cv")
+    args = argparse.Namespace(image_size=(150, 200), epochs=None, weights=None)
+    base = bench.build("finetune_192_meta_all_fu3_la_mix04_cut10_tc", args)
+    lite2 = bench.build("finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc", args)
+    changed = {k: v for k, v in lite2.get_params(deep=False).items()
+               if v != base.get_params(deep=False)[k]}
+    # make_recipe drops freeze_until for another backbone unless it is given:
+    # Lite2's stem and blocks 0-2 stay frozen as Lite0's do
+    assert changed == {"backbone": "tf_efficientnet_lite2", "image_size": (240, 320)}
+    assert lite2.freeze_until == "blocks.3"
+    assert "tf_efficientnet_lite2 240x320" in bench.describe(
+        "finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc", args)
