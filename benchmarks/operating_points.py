@@ -73,9 +73,10 @@ def frontier(recipe: str, y: np.ndarray, shifts, n_folds: int, oof: Path) -> dic
             pred = shifted_predictions(proba, classes, y[train], t)
             bacc.append(balanced_accuracy_score(y[test], pred))
             mcc.append(matthews_corrcoef(y[test], pred))
+        # one fold has no spread: null in the JSON, not NaN (which is not JSON)
+        sd = (lambda v: float(np.std(v, ddof=1))) if n_folds > 1 else (lambda v: None)
         rows.append({"shift": float(t), "bacc_mean": float(np.mean(bacc)),
-                     "bacc_sd": float(np.std(bacc, ddof=1)), "mcc_mean": float(np.mean(mcc)),
-                     "mcc_sd": float(np.std(mcc, ddof=1))})
+                     "bacc_sd": sd(bacc), "mcc_mean": float(np.mean(mcc)), "mcc_sd": sd(mcc)})
     return {"recipe": recipe, "n_folds": n_folds, "points": rows}
 
 

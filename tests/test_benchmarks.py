@@ -136,6 +136,19 @@ def test_operating_points_scores_soft_votes_of_saved_folds(tmp_path):
     assert "| m2 | 0.000 / " in table and "t = +0" in table
 
 
+def test_operating_points_on_one_fold_writes_valid_json(tmp_path):
+    bench = _load("operating_points")
+    y = np.array(["a", "b", "a", "b", "a", "b"])  # the last two: fold 0's training images
+    oof = tmp_path / "oof"
+    oof.mkdir()
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    np.savez(oof / "m_fold0.npz", test=np.arange(4), proba=proba, classes=np.array(["a", "b"]))
+    r = bench.frontier("m", y, [0.0, 0.5], n_folds=1, oof=oof)
+    assert r["n_folds"] == 1 and r["points"][0]["bacc_mean"] == 1.0
+    assert r["points"][0]["bacc_sd"] is None and r["points"][0]["mcc_sd"] is None
+    json.loads(json.dumps(r, allow_nan=False))  # strict JSON: no NaN
+
+
 def test_operating_points_rejects_bad_shifts_by_name(capsys):
     bench = _load("operating_points")
     with pytest.raises(SystemExit):
