@@ -30,9 +30,9 @@ finetune_192_meta_all_fu3_la_mix04_cut10_tc  the same networks (resumed from tha
               variants above predict on the whole image (``test_crop=None``):
               the "cpu" recipe, ``skderm train``'s default
 finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc  exploratory: that recipe for 24
-              epochs instead of 12 (about 80 min per fold on 2 cores)
+              epochs instead of 12 (fold 0: 105 min on 2 cores, some paused)
 finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc  exploratory: that recipe on
-              EfficientNet-Lite2 at 240x320 (about 80 min per fold on 2 cores)
+              EfficientNet-Lite2 at 240x320 (fold 0: 84 min on 2 cores)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -137,7 +137,7 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"], "max_epochs": 24}
 # exploratory, for the best-recipe bar: the "cpu" recipe on the larger
 # EfficientNet-Lite2 at 240x320, its stem and blocks 0-2 frozen as Lite0's are
-# (a training step 1.9x the "cpu" recipe's on 2 cores: about 80 min per fold)
+# (its fold 0 took 84 min on 2 cores, epochs of 403-443 s)
 FINETUNE_VARIANTS["finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"],
     "backbone": "tf_efficientnet_lite2", "image_size": (240, 320), "freeze_until": "blocks.3"}

@@ -197,3 +197,26 @@ def test_ham10000_cv_lite2_variant_is_the_cpu_recipe_on_a_larger_backbone():
     assert lite2.freeze_until == "blocks.3"
     assert "tf_efficientnet_lite2 240x320" in bench.describe(
         "finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc", args)
+
+
+def test_the_user_guides_three_network_vote_is_the_benchmarks_members():
+    # docs/user_guide/ensembles.rst builds the fold-0 vote's members with make_recipe
+    import argparse
+
+    from skderm.recipes import make_recipe
+
+    bench = _load("ham10000_cv")
+    args = argparse.Namespace(image_size=(150, 200), epochs=None, weights=None)
+    guide = {
+        "finetune_192_meta_all_fu3_la_mix04_cut10_tc": make_recipe("cpu"),
+        "finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc": make_recipe("cpu", max_epochs=24),
+        "finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc": make_recipe(
+            "cpu", backbone="tf_efficientnet_lite2", image_size=(240, 320),
+            freeze_until="blocks.3"),
+    }
+    for variant, model in guide.items():
+        ours, theirs = model.get_params(deep=False), bench.build(variant, args).get_params(deep=False)
+        assert ours.keys() == theirs.keys()
+        # the benchmark adds its resumable checkpoints; everything else is the same
+        differ = {k for k in ours if repr(ours[k]) != repr(theirs[k])}
+        assert differ == {"checkpoint_dir", "warm_start"}, variant
