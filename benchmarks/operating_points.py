@@ -63,6 +63,11 @@ def shifted_predictions(proba, classes, y_train, shift: float) -> np.ndarray:
     return classes[scores.argmax(1)]
 
 
+def _sd(values) -> float | None:
+    """The spread between folds; None (null in the JSON, not NaN) for one fold."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
 def frontier(recipe: str, y: np.ndarray, shifts, n_folds: int, oof: Path) -> dict:
     rows = []
     folds = [_fold_proba(oof, recipe, k) for k in range(n_folds)]
@@ -73,10 +78,8 @@ def frontier(recipe: str, y: np.ndarray, shifts, n_folds: int, oof: Path) -> dic
             pred = shifted_predictions(proba, classes, y[train], t)
             bacc.append(balanced_accuracy_score(y[test], pred))
             mcc.append(matthews_corrcoef(y[test], pred))
-        # one fold has no spread: null in the JSON, not NaN (which is not JSON)
-        sd = (lambda v: float(np.std(v, ddof=1))) if n_folds > 1 else (lambda v: None)
         rows.append({"shift": float(t), "bacc_mean": float(np.mean(bacc)),
-                     "bacc_sd": sd(bacc), "mcc_mean": float(np.mean(mcc)), "mcc_sd": sd(mcc)})
+                     "bacc_sd": _sd(bacc), "mcc_mean": float(np.mean(mcc)), "mcc_sd": _sd(mcc)})
     return {"recipe": recipe, "n_folds": n_folds, "points": rows}
 
 
