@@ -201,7 +201,7 @@ def test_ham10000_cv_lite2_variant_is_the_cpu_recipe_on_a_larger_backbone():
 
 
 def test_the_user_guides_three_network_vote_is_the_benchmarks_members():
-    # docs/user_guide/ensembles.rst builds the fold-0 vote's members with make_recipe:
+    # docs/user_guide/ensembles.rst builds the three-network vote's members with make_recipe:
     # run the guide's own code block, so the test follows the guide as written
     import argparse
     import re
