@@ -12,7 +12,9 @@ Subcommands:
 ``skderm backbones``
     The backbone registry and which ImageNet weights are on this machine.
 ``skderm train --data DIR --out MODEL``
-    Train a LesionClassifier on a HAM10000 folder and save it
+    Train a LesionClassifier (``--recipe vote``: a soft vote of three; the
+    default ``--recipe auto`` is that vote where a CUDA GPU trains, else the
+    ``"cpu"`` recipe) on a HAM10000 folder and save it
     (:func:`skderm.persistence.save_model`).
 ``skderm predict --model MODEL IMAGE_OR_DIR... [--csv OUT] [--format plain|isic]``
     Class probabilities per image; ``--format isic`` writes the ISIC 2018
@@ -217,12 +219,24 @@ def _check_param_names(params: dict) -> None:
 
 
 def _make_classifier(args):
-    """A LesionClassifier from the common options of train and cv, --param last."""
-    from skderm import LesionClassifier
-    from skderm.recipes import RECIPES, _for_backbone
+    """A LesionClassifier from the common options of train and cv, --param last.
+
+    With an ensemble recipe (``--recipe vote``), a soft-voting VotingClassifier
+    whose members each start from their own settings and then take the options
+    and ``--param`` given, which apply to every member.
+    """
+    from skderm.recipes import ENSEMBLES, RECIPES
 
     params = _parse_params(args.param)
     _check_param_names(params)
+    if args.recipe == "auto":
+        args.recipe = _auto_recipe(params.get("device", "auto"))
+        _log(args, f"recipe {args.recipe!r}: "
+                   + ("a CUDA GPU is here, so the three-network vote (--recipe cpu trains "
+                      "one network)" if args.recipe == "vote" else
+                      "no CUDA GPU, so the one network that trains within about an hour on "
+                      "a CPU (--recipe vote trains the three-network vote, about 4-5 hours "
+                      "on 2 cores)"))
     # the recipe first, then the options given, then --param
     given = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
              # long work shows batches and decoded images; --quiet silences it
@@ -245,12 +259,33 @@ def _make_classifier(args):
         given["warm_start"] = True
     if checkpoint_dir is not None:
         given["checkpoint_dir"] = checkpoint_dir
+    if args.recipe not in ENSEMBLES:
+        return _recipe_classifier(args, args.recipe, RECIPES[args.recipe], given, params)
+    from sklearn.ensemble import VotingClassifier
+
+    members = [(member, _recipe_classifier(args, f"{args.recipe}: {member}",
+                                           {**RECIPES[recipe], **settings}, given, params))
+               for member, recipe, settings in ENSEMBLES[args.recipe]]
+    return VotingClassifier(members, voting="soft")
+
+
+def _auto_recipe(device) -> str:
+    """``--recipe auto``: the best measured recipe that trains in reasonable time here."""
+    from skderm.network import resolve_device
+
+    return "vote" if str(resolve_device(device)).startswith("cuda") else "cpu"
+
+
+def _recipe_classifier(args, label: str, recipe: dict, given: dict, params: dict):
+    from skderm import LesionClassifier
+    from skderm.recipes import _for_backbone
+
+    params = dict(params)
     nested_aug = {k: params.pop(k) for k in list(params) if k.startswith("augmentation__")}
-    recipe = RECIPES[args.recipe]
     merged = _for_backbone(copy.deepcopy(recipe), {**given, **params})
     if merged.get("freeze_until") != {**recipe, **given, **params}.get("freeze_until"):
         # _for_backbone dropped the recipe's layer name: say so
-        _log(args, f"note: the {args.recipe!r} recipe's freeze_until={recipe['freeze_until']!r} "
+        _log(args, f"note: the {label!r} recipe's freeze_until={recipe['freeze_until']!r} "
                    f"is a layer of {recipe['backbone']}; fine-tuning every layer of "
                    f"{merged['backbone']} (--param freeze_until=LAYER keeps the layers before "
                    f"LAYER frozen)")
@@ -260,7 +295,32 @@ def _make_classifier(args):
     return clf
 
 
+def _members(clf) -> list:
+    """The LesionClassifiers of a model: itself, or a VotingClassifier's members."""
+    if hasattr(clf, "estimators_"):
+        return list(clf.estimators_)
+    if hasattr(clf, "estimators"):
+        return [est for _, est in clf.estimators if est != "drop"]
+    return [clf]
+
+
+def _epochs(clf) -> str:
+    """Epochs trained: ``12``, or ``12+24+12`` for an ensemble's members."""
+    return "+".join(str(len(m.history_)) for m in _members(clf))
+
+
+def _metadata_columns(clf) -> list:
+    """The metadata columns any member of the model reads, in first-seen order."""
+    columns = []
+    for m in _members(clf):
+        columns += [c for c in (m.metadata_columns or []) if c not in columns]
+    return columns
+
+
 def _describe(clf) -> str:
+    if hasattr(clf, "estimators"):
+        return "a soft vote of " + ", ".join(f"{name}: {_describe(est)}"
+                                             for name, est in clf.estimators)
     size = clf.image_size if clf.image_size is not None else "backbone default"
     return (f"LesionClassifier(backbone={clf.backbone!r}, image_size={size}, "
             f"max_epochs={clf.max_epochs})")
@@ -278,7 +338,7 @@ def cmd_train(args) -> int:
     clf.fit(data.data, data.target)
     save_model(clf, args.out)
     print(f"trained on {len(data.target)} images, {len(clf.classes_)} classes "
-          f"({', '.join(map(str, clf.classes_))}), {len(clf.history_)} epochs in "
+          f"({', '.join(map(str, clf.classes_))}), {_epochs(clf)} epochs in "
           f"{time.perf_counter() - t0:.0f} s; saved to {args.out}")
     return 0
 
@@ -367,13 +427,14 @@ def cmd_predict(args) -> int:
 
     clf = load_model(args.model)
     files = _image_files(args.images)
-    if clf.metadata_columns:
+    columns = _metadata_columns(clf)
+    if columns:
         if not args.metadata:
             raise ValueError(f"model {args.model!r} also reads metadata columns "
-                             f"{list(clf.metadata_columns)}, which image files do not carry; "
+                             f"{columns}, which image files do not carry; "
                              "pass --metadata CSV (an image_id column naming each image's file "
                              "stem, plus those columns: HAM10000_metadata.csv has them)")
-        X = _with_metadata(files, args.metadata, list(clf.metadata_columns), clf.path_column)
+        X = _with_metadata(files, args.metadata, columns, _members(clf)[0].path_column)
     else:
         if args.metadata:
             # stderr: the table may be going to stdout
@@ -500,13 +561,18 @@ def cmd_cv(args) -> int:
         rows.append({"fold": k, "n_train": len(train), "n_test": len(test),
                      "balanced_accuracy": balanced_accuracy_score(y.iloc[test], pred),
                      "mcc": matthews_corrcoef(y.iloc[test], pred),
-                     "epochs": len(clf.history_),
+                     "epochs": _epochs(clf),
                      "fit_seconds": time.perf_counter() - t0})
         _log(args, f"fold {k}: balanced accuracy {rows[-1]['balanced_accuracy']:.3f}, "
                    f"MCC {rows[-1]['mcc']:.3f}")
         if plotting is not None:
-            fig = plotting.plot_learning_curves(clf.history_)
-            plotting.save_figure(fig, os.path.join(args.out, f"learning_curves_fold{k}.png"))
+            members = _members(clf)
+            names = ([""] if len(members) == 1 and not hasattr(clf, "estimators")
+                     else [f"_{name}" for name, est in clf.estimators if est != "drop"])
+            for name, member in zip(names, members, strict=True):
+                fig = plotting.plot_learning_curves(member.history_)
+                plotting.save_figure(fig, os.path.join(args.out,
+                                                       f"learning_curves_fold{k}{name}.png"))
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(os.path.join(args.out, "results.csv"), index=False)
@@ -521,15 +587,20 @@ def cmd_cv(args) -> int:
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", required=True,
                    help="a HAM10000 folder (metadata CSV + images)")
-    p.add_argument("--recipe", choices=("cpu", "cpu_images", "gpu", "defaults"), default="cpu",
-                   help="starting settings (skderm.recipes): 'cpu' (default) fine-tunes "
+    p.add_argument("--recipe", choices=("auto", "cpu", "cpu_images", "gpu", "vote", "defaults"),
+                   default="auto",
+                   help="starting settings (skderm.recipes): 'auto' (default) is 'vote' where "
+                        "a CUDA GPU trains (device auto or cuda), else 'cpu'; 'cpu' fine-tunes "
                         "EfficientNet-Lite0 at 192x256 with age/sex/localization from "
                         "blocks.3 on for 12 epochs with the logit-adjusted loss, mixup and "
                         "CutMix, predicting on a centred crop; 'cpu_images' from the image "
                         "alone at "
                         "112x150 (its models predict without --metadata); 'gpu' every layer "
                         "of EfficientNet-Lite2 at 240x320 for 15 epochs, for a CUDA GPU "
-                        "(2 minutes on an H100, no more accurate than 'cpu'); 'defaults' is "
+                        "(2 minutes on an H100, no more accurate than 'cpu'); 'vote' a soft "
+                        "vote of three networks ('cpu', it for 24 epochs, it on "
+                        "EfficientNet-Lite2 at 240x320: about 4 hours on 2 CPU cores, 10 "
+                        "minutes on an H100; the options below apply to each); 'defaults' is "
                         "LesionClassifier's defaults; the options below override it")
     p.add_argument("--backbone", default=None,
                    help="a name from `skderm backbones` (default: the recipe's)")

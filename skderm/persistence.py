@@ -25,6 +25,15 @@ unpickles, and so never runs, code from the file. Its top-level dict:
 ``sha256``
     Digest of everything above (see ``_digest``): a file changed after
     it was written fails to load.
+
+A fitted soft-voting :class:`~sklearn.ensemble.VotingClassifier` of
+LesionClassifiers (:func:`skderm.recipes.make_ensemble`) is written the same
+way, as ``format`` ``"skderm-ensemble"``: ``names``, ``weights`` and
+``voting_params`` (the VotingClassifier's plain parameters), ``classes`` (the
+ensemble's labels; its members were fitted on their integer codes, as
+VotingClassifier fits them), and ``members``, one dict per member with the
+fields above except ``format``, ``format_version`` and ``sha256``; one
+``sha256`` covers them all.
 """
 
 from __future__ import annotations
@@ -45,9 +54,10 @@ import torch
 
 from skderm.exceptions import SkdermError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model"]
+__all__ = ["FORMAT", "FORMAT_ENSEMBLE", "FORMAT_VERSION", "save_model", "load_model"]
 
 FORMAT = "skderm-model"
+FORMAT_ENSEMBLE = "skderm-ensemble"
 #: The model-file format this skderm writes and reads.
 FORMAT_VERSION = 1
 
@@ -214,13 +224,27 @@ def _digest(payload: dict) -> str:
     zip archive.
     """
     h = hashlib.sha256()
+    if payload.get("format") == FORMAT_ENSEMBLE:
+        # the plain fields of the ensemble and of every member, then each member's
+        # tensors in turn, their names prefixed with the member's position
+        plain = {k: v for k, v in payload.items() if k not in ("members", "sha256")}
+        plain["members"] = [{k: v for k, v in m.items() if k != "state_dict"}
+                            for m in payload["members"]]
+        h.update(json.dumps(plain, sort_keys=True, allow_nan=True).encode())
+        for i, member in enumerate(payload["members"]):
+            _digest_tensors(h, member["state_dict"], prefix=f"{i}/")
+        return h.hexdigest()
     plain = {k: v for k, v in payload.items() if k not in ("state_dict", "sha256")}
     h.update(json.dumps(plain, sort_keys=True, allow_nan=True).encode())
-    for name, tensor in payload["state_dict"].items():
-        t = tensor.detach().cpu().reshape(-1).contiguous()
-        h.update(f"\n{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+    _digest_tensors(h, payload["state_dict"])
     return h.hexdigest()
+
+
+def _digest_tensors(h, state_dict: dict, prefix: str = "") -> None:
+    for name, tensor in state_dict.items():
+        t = tensor.detach().cpu().reshape(-1).contiguous()
+        h.update(f"\n{prefix}{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
 
 
 # --------------------------------------------------------------------------
@@ -232,8 +256,10 @@ def save_model(clf, path: str | os.PathLike) -> str:
 
     Parameters
     ----------
-    clf : LesionClassifier
-        A fitted classifier.
+    clf : LesionClassifier or VotingClassifier
+        A fitted classifier, or a fitted soft-voting
+        :class:`~sklearn.ensemble.VotingClassifier` whose members are
+        LesionClassifiers (:func:`skderm.recipes.make_ensemble`).
     path : str or path-like
         File to write (conventionally ``*.skderm``); replaced atomically, so
         an interrupted save never leaves a half-written model.
@@ -248,27 +274,19 @@ def save_model(clf, path: str | os.PathLike) -> str:
     sklearn.exceptions.NotFittedError
         When ``clf`` is not fitted.
     """
+    from sklearn.ensemble import VotingClassifier
+
     import skderm
     from skderm.classifier import LesionClassifier
 
-    if not isinstance(clf, LesionClassifier):
-        raise TypeError(f"save_model saves a LesionClassifier, got {type(clf).__name__}")
-    clf.check_is_fitted()
-    params, dropped = _split_params(clf)
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "skderm_version": skderm.__version__,
-        "params": params,
-        "dropped_params": dropped,
-        "classes": _plain(np.asarray(clf.classes_)),
-        "preprocessing": _plain(clf.preprocessing_),
-        "image_size": _plain(clf.image_size_),
-        "n_metadata": int(getattr(clf, "n_metadata_", 0)),
-        "metadata_encoder": _describe_encoder(getattr(clf, "metadata_encoder_", None)),
-        "history": _plain_history(clf.history_),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()},
-    }
+    head = {"format_version": FORMAT_VERSION, "skderm_version": skderm.__version__}
+    if isinstance(clf, VotingClassifier):
+        payload = {"format": FORMAT_ENSEMBLE, **head, **_ensemble_payload(clf)}
+    elif isinstance(clf, LesionClassifier):
+        payload = {"format": FORMAT, **head, **_member_payload(clf)}
+    else:
+        raise TypeError(f"save_model saves a LesionClassifier or a soft-voting "
+                        f"VotingClassifier of them, got {type(clf).__name__}")
     payload["sha256"] = _digest(payload)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -282,6 +300,48 @@ def save_model(clf, path: str | os.PathLike) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def _ensemble_payload(vote) -> dict:
+    from sklearn.utils.validation import check_is_fitted
+
+    from skderm.classifier import LesionClassifier
+
+    if vote.voting != "soft":
+        raise ValueError(f"save_model saves soft-voting ensembles; this VotingClassifier has "
+                         f"voting={vote.voting!r}: use VotingClassifier(..., voting='soft')")
+    check_is_fitted(vote)
+    names = [name for name, est in vote.estimators if est != "drop"]
+    others = [f"{name!r} ({type(est).__name__})" for name, est in zip(names, vote.estimators_, strict=True)
+              if not isinstance(est, LesionClassifier)]
+    if others:
+        raise TypeError(f"save_model saves ensembles of LesionClassifiers; member "
+                        f"{', '.join(others)} is not one: save the members with joblib instead")
+    weights = vote._weights_not_none
+    return {
+        "names": names,
+        "weights": None if weights is None else [float(w) for w in weights],
+        "voting_params": {"voting": "soft", "flatten_transform": bool(vote.flatten_transform),
+                          "verbose": bool(vote.verbose)},
+        "classes": _plain(np.asarray(vote.classes_)),
+        "members": [_member_payload(est) for est in vote.estimators_],
+    }
+
+
+def _member_payload(clf) -> dict:
+    clf.check_is_fitted()
+    params, dropped = _split_params(clf)
+    return {
+        "params": params,
+        "dropped_params": dropped,
+        "classes": _plain(np.asarray(clf.classes_)),
+        "preprocessing": _plain(clf.preprocessing_),
+        "image_size": _plain(clf.image_size_),
+        "n_metadata": int(getattr(clf, "n_metadata_", 0)),
+        "metadata_encoder": _describe_encoder(getattr(clf, "metadata_encoder_", None)),
+        "history": _plain_history(clf.history_),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()},
+    }
 
 
 def _read(path: str) -> dict:
@@ -305,7 +365,7 @@ def _read(path: str) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise SkdermError(f"{path!r} is not a readable skderm model file (truncated, damaged "
                           f"or another kind of file): {str(exc).splitlines()[0]}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, FORMAT_ENSEMBLE):
         raise SkdermError(f"{path!r} is not a skderm model file (it has no "
                           f"'format': {FORMAT!r} entry); write models with skderm.save_model "
                           "or `skderm train --out`")
@@ -357,8 +417,10 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
 
     Returns
     -------
-    clf : LesionClassifier
-        Fitted, in eval mode; ``predict_proba`` gives the saved model's output.
+    clf : LesionClassifier or VotingClassifier
+        Fitted, in eval mode; ``predict_proba`` gives the saved model's
+        output. A file saved from a soft-voting ensemble loads as a fitted
+        :class:`~sklearn.ensemble.VotingClassifier` of LesionClassifiers.
 
     Raises
     ------
@@ -366,16 +428,39 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
         When the file is missing, truncated, not a skderm model, of another
         format version, or fails its integrity check.
     """
-    from skorch.history import History
-
-    from skderm.classifier import LesionClassifier
-
     if not isinstance(trust, bool):
         raise TypeError(f"trust must be True or False, got {trust!r}")
     path = os.fspath(path)
     payload = _read(path)
     _check_version(payload, path)
     _check_integrity(payload, path)
+    if payload["format"] == FORMAT_ENSEMBLE:
+        return _load_ensemble(payload, path)
+    return _load_member(payload, path)
+
+
+def _load_ensemble(payload: dict, path: str):
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    names = list(payload["names"])
+    members = [_load_member(m, f"{path}, member {name!r}")
+               for name, m in zip(names, payload["members"], strict=True)]
+    vote = VotingClassifier(list(zip(names, members, strict=True)), weights=payload["weights"],
+                            **payload["voting_params"])
+    # what VotingClassifier.fit sets, from the saved members and labels
+    vote.estimators_ = members
+    vote.named_estimators_ = Bunch(**dict(zip(names, members, strict=True)))
+    vote.le_ = LabelEncoder().fit(np.asarray(payload["classes"]))
+    vote.classes_ = vote.le_.classes_
+    return vote
+
+
+def _load_member(payload: dict, path: str):
+    from skorch.history import History
+
+    from skderm.classifier import LesionClassifier
 
     params = dict(payload["params"])
     # files saved before test_crop existed: they predicted on whole images

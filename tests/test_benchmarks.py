@@ -230,3 +230,25 @@ def test_the_user_guides_three_network_vote_is_the_benchmarks_members():
         # the benchmark adds its resumable checkpoints; everything else is the same
         differ = {k for k in ours if repr(ours[k]) != repr(theirs[k])}
         assert differ == {"checkpoint_dir", "warm_start"}, variant
+
+
+def test_make_ensemble_vote_is_the_benchmarks_three_network_vote():
+    # `skderm train --recipe vote` / make_ensemble("vote") must train the networks
+    # whose cross-validated vote benchmarks/README.md reports
+    import argparse
+
+    from skderm.recipes import make_ensemble
+
+    bench = _load("ham10000_cv")
+    args = argparse.Namespace(image_size=(150, 200), epochs=None, weights=None)
+    vote = make_ensemble("vote")
+    assert vote.voting == "soft" and vote.weights is None
+    members = dict(vote.estimators)
+    # the members the saved vote averaged, from its out-of-fold file, with equal weights
+    saved = np.load(BENCH / "results" / "oof" / "ensemble_cpu_e24_lite2_fold0.npz")
+    np.testing.assert_array_equal(saved["member_weights"], [1.0, 1.0, 1.0])
+    for name, variant in zip(["cpu", "e24", "lite2"], saved["members"].tolist(), strict=True):
+        ours = members[name].get_params(deep=False)
+        theirs = bench.build(variant, args).get_params(deep=False)
+        differ = {k for k in ours if repr(ours[k]) != repr(theirs[k])}
+        assert differ == {"checkpoint_dir", "warm_start"}, (name, differ)

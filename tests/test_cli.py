@@ -204,6 +204,114 @@ def test_cv_two_folds(tiny_lesions, tmp_path, capsys):
         assert (out / "learning_curves_fold2.png").is_file()
 
 
+# the "vote" recipe's three members, shrunk: the options apply to each member (the
+# image sizes stay the members' own, so the members differ as the real ones do)
+VOTE_FAST = ["--recipe", "vote", "--backbone", "tiny", "--weights", "none",
+             "--param", "hidden_units=8"]
+
+
+@pytest.fixture(scope="module")
+def trained_vote(tiny_lesions, tmp_path_factory):
+    model = tmp_path_factory.mktemp("cli_vote") / "vote.skderm"
+    assert main(["train", "--data", tiny_lesions.directory, *VOTE_FAST, "--quiet",
+                 "--out", str(model)]) == 0
+    return model, tiny_lesions
+
+
+def test_train_vote_saves_the_three_member_soft_vote(trained_vote, capsys):
+    from sklearn.ensemble import VotingClassifier
+
+    from skderm.datasets import DX_CLASSES
+    from skderm.persistence import load_model
+    from skderm.recipes import make_ensemble
+
+    model, _ = trained_vote
+    vote = load_model(model)
+    assert isinstance(vote, VotingClassifier) and vote.voting == "soft" and vote.weights is None
+    assert list(vote.classes_) == list(DX_CLASSES)
+    assert list(vote.named_estimators_) == ["cpu", "e24", "lite2"]
+    # each member keeps its own recipe except what the options set for all
+    recipe = dict(make_ensemble("vote").estimators)
+    for name, member in vote.named_estimators_.items():
+        assert member.backbone == "tiny" and member.image_size_ == recipe[name].image_size
+        assert member.hidden_units == 8 and member.freeze_until is None
+        assert len(member.history_) == member.max_epochs == recipe[name].max_epochs
+        assert member.metadata_columns == ["age", "sex", "localization"]
+        assert member.loss == "logit_adjusted" and member.mixup_alpha == 0.4
+    assert [len(m.history_) for m in vote.estimators_] == [12, 24, 12]
+
+
+def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path):
+    import json
+
+    import pandas as pd
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skderm.persistence import load_model
+
+    model, data = trained_vote
+    vote = load_model(model)
+    out = tmp_path / "pred.csv"
+    images = Path(data.directory) / "images"
+    assert main(["predict", "--model", str(model), str(images), "--quiet",
+                 "--csv", str(out)]) == 1  # the members read metadata: --metadata is needed
+    assert main(["predict", "--model", str(model), str(images), "--metadata",
+                 _metadata_csv(data), "--csv", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out)
+    frame = data.data.set_index(data.data["path"].map(lambda p: Path(p).name))
+    expected = vote.predict_proba(frame.loc[[Path(p).name for p in table.image]])
+    np.testing.assert_allclose(table[list(vote.classes_)].to_numpy(), expected, atol=1e-5)
+    assert (table.prediction == vote.classes_[expected.argmax(axis=1)]).all()
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model", str(model), "--data", data.directory,
+                 "--out", str(report), "--quiet"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(data.target, vote.predict(data.data)))
+
+
+def test_an_interrupted_vote_resumes_each_member_from_its_own_checkpoint(trained_vote, tmp_path,
+                                                                          capfd):
+    # the members' checkpoints share OUT.checkpoints (their settings name their files):
+    # after a run killed while the third member trained, --resume trains only that one
+    import torch
+
+    from skderm.persistence import load_model
+
+    model, data = trained_vote
+    ckpts = Path(f"{model}.checkpoints")
+    assert len(list(ckpts.glob("*.ckpt"))) == 3
+    lite2 = max(ckpts.glob("*.ckpt"), key=lambda f: f.stat().st_mtime)  # the last member's
+    state = torch.load(lite2, map_location="cpu", weights_only=True)
+    assert len(state["history"]) == 12
+    lite2.unlink()
+    out = tmp_path / "again.skderm"
+    args = ["train", "--data", data.directory, *VOTE_FAST, "--checkpoint-dir", str(ckpts),
+            "--out", str(out)]
+    capfd.readouterr()
+    assert main([*args, "--resume"]) == 0
+    printed = capfd.readouterr().out
+    assert printed.count("after epoch 12.") == 1 and printed.count("after epoch 24.") == 1
+    assert printed.count("training from the start") == 1
+    X = data.data
+    np.testing.assert_allclose(load_model(out).predict_proba(X),
+                               load_model(model).predict_proba(X), atol=1e-6)
+
+
+def test_cv_of_the_vote_reports_each_members_epochs(tiny_lesions, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "cv"
+    assert main(["cv", "--data", tiny_lesions.directory, "--folds", "2", *VOTE_FAST,
+                 "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv", dtype={"epochs": str})
+    assert list(results.epochs) == ["2+2+2", "2+2+2"]
+    assert results.balanced_accuracy.between(0, 1).all()
+    if _plotting_available():
+        assert sorted(p.name for p in out.glob("learning_curves_*.png")) == sorted(
+            f"learning_curves_fold{k}_{m}.png" for k in (1, 2) for m in ("cpu", "e24", "lite2"))
+
+
 def test_bad_param_name_is_one_line_naming_it(tiny_lesions, tmp_path, capsys):
     code = main(["train", "--data", tiny_lesions.directory, "--param", "hidden_unit=3",
                  "--out", str(tmp_path / "m.skderm")])

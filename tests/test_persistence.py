@@ -182,3 +182,90 @@ def test_save_refuses_an_unfitted_model(tmp_path):
     with pytest.raises(NotFittedError):
         save_model(LesionClassifier(backbone="tiny", weights=None), tmp_path / "x.skderm")
     assert not (tmp_path / "x.skderm").exists()
+
+
+# --------------------------------------------------------------------------
+# soft-voting ensembles (skderm.recipes.make_ensemble, `skderm train --recipe vote`)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted_vote(tiny_lesions):
+    from sklearn.ensemble import VotingClassifier
+
+    def member(**params):
+        return LesionClassifier(backbone="tiny", weights=None, image_size=(32, 32), max_epochs=2,
+                                hidden_units=8, lr=3e-3, random_state=0, verbose=0,
+                                valid_size=None, **params)
+
+    vote = VotingClassifier([("image", member()), ("meta", member(metadata_columns=META))],
+                            voting="soft", weights=[2.0, 1.0])
+    return vote.fit(tiny_lesions.data, tiny_lesions.target)
+
+
+@pytest.fixture(scope="module")
+def vote_file(fitted_vote, tmp_path_factory):
+    return save_model(fitted_vote, tmp_path_factory.mktemp("vote") / "vote.skderm")
+
+
+def test_a_soft_vote_round_trips_as_a_fitted_voting_classifier(fitted_vote, vote_file,
+                                                               tiny_lesions):
+    from sklearn.ensemble import VotingClassifier
+
+    loaded = load_model(vote_file)
+    assert isinstance(loaded, VotingClassifier) and loaded.voting == "soft"
+    assert loaded.weights == [2.0, 1.0] and list(loaded.named_estimators_) == ["image", "meta"]
+    X = tiny_lesions.data
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted_vote.predict_proba(X))
+    # string labels back, although VotingClassifier fits its members on integer codes
+    np.testing.assert_array_equal(loaded.classes_, fitted_vote.classes_)
+    np.testing.assert_array_equal(loaded.predict(X), fitted_vote.predict(X))
+    assert loaded.named_estimators_["meta"].metadata_columns == META
+    assert all(not m.module_.training and m.weights is None for m in loaded.estimators_)
+    # the members differ, so the weights matter: equal weights give other probabilities
+    equal = np.mean([m.predict_proba(X) for m in loaded.estimators_], axis=0)
+    assert not np.allclose(loaded.predict_proba(X), equal, atol=1e-6)
+
+
+def test_an_ensemble_file_holds_only_tensors_and_plain_values(vote_file):
+    payload = torch.load(vote_file, map_location="cpu", weights_only=True)
+    assert payload["format"] == "skderm-ensemble" and payload["format_version"] == FORMAT_VERSION
+    assert payload["names"] == ["image", "meta"] and len(payload["members"]) == 2
+    plain = {k: v for k, v in payload.items() if k != "members"}
+    plain["members"] = [{k: v for k, v in m.items() if k != "state_dict"}
+                        for m in payload["members"]]
+    json.dumps(plain)
+
+
+def test_a_flipped_byte_in_one_member_fails_the_ensembles_integrity_check(fitted_vote, vote_file,
+                                                                          tmp_path):
+    data = _copy(vote_file, tmp_path)
+    weight = fitted_vote.estimators_[1].module_.head[-1].weight.detach().numpy().tobytes()
+    at = bytes(data).find(weight)
+    assert at > 0
+    data[at + len(weight) // 2] ^= 0xFF
+    (tmp_path / "copy.skderm").write_bytes(data)
+    with pytest.raises(SkdermError, match="failed its integrity check"):
+        load_model(tmp_path / "copy.skderm")
+    payload = torch.load(vote_file, map_location="cpu", weights_only=True)
+    payload["weights"] = [1.0, 1.0]
+    torch.save(payload, tmp_path / "edited.skderm")
+    with pytest.raises(SkdermError, match="failed its integrity check"):
+        load_model(tmp_path / "edited.skderm")
+
+
+def test_save_refuses_hard_votes_other_members_and_unfitted_votes(fitted_vote, tiny_lesions,
+                                                                  tmp_path):
+    from sklearn.base import clone
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import VotingClassifier
+
+    with pytest.raises(NotFittedError):
+        save_model(clone(fitted_vote), tmp_path / "v.skderm")
+    hard = clone(fitted_vote).set_params(voting="hard")
+    with pytest.raises(ValueError, match="voting='hard'"):
+        save_model(hard, tmp_path / "v.skderm")
+    mixed = VotingClassifier([("dummy", DummyClassifier())], voting="soft").fit(
+        tiny_lesions.data, tiny_lesions.target)
+    with pytest.raises(TypeError, match="'dummy' \\(DummyClassifier\\)"):
+        save_model(mixed, tmp_path / "v.skderm")
+    assert not list(tmp_path.iterdir())

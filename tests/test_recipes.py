@@ -36,6 +36,47 @@ def test_cli_without_options_builds_the_cpu_recipe(command, tmp_path):
     assert _model_params(_make_classifier(args)) == _model_params(make_recipe("cpu"))
 
 
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_cli_without_options_on_a_cuda_machine_builds_the_vote(command, tmp_path, monkeypatch,
+                                                               capsys):
+    import torch
+    from sklearn.ensemble import VotingClassifier
+
+    from skderm.recipes import make_ensemble
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
+    args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
+    vote = _make_classifier(args)
+    assert isinstance(vote, VotingClassifier) and vote.voting == "soft"
+    expected = make_ensemble("vote").estimators
+    assert [n for n, _ in vote.estimators] == [n for n, _ in expected]
+    for (_, ours), (_, theirs) in zip(vote.estimators, expected, strict=True):
+        assert _model_params(ours) == _model_params(theirs)
+    assert "recipe 'vote'" in capsys.readouterr().out
+    # a run pinned to the CPU gets the one-network recipe, as does --recipe cpu
+    for options in (["--param", "device=cpu"], ["--recipe", "cpu"]):
+        args = build_parser().parse_args([command, "--data", str(tmp_path), *extra, *options])
+        clf = _make_classifier(args)
+        assert _model_params(clf) == _model_params(make_recipe("cpu", **(
+            {"device": "cpu"} if "--param" in options else {})))
+
+
+def test_make_ensemble_members_keep_their_settings_under_overrides():
+    from skderm.recipes import make_ensemble
+
+    vote = make_ensemble("vote", random_state=3)
+    members = dict(vote.estimators)
+    assert [m.random_state for m in members.values()] == [3, 3, 3]
+    assert (members["e24"].max_epochs, members["cpu"].max_epochs) == (24, 12)
+    assert members["lite2"].freeze_until == "blocks.3"
+    # another backbone drops a member's Lite layer name, as make_recipe does
+    assert all(m.freeze_until is None
+               for m in make_ensemble("vote", backbone="resnet18").named_estimators.values())
+    with pytest.raises(ValueError, match=r"unknown ensemble 'vot'.*'vote'"):
+        make_ensemble("vot")
+
+
 def test_cli_options_override_the_recipe(tmp_path):
     args = build_parser().parse_args(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "4",
