@@ -599,7 +599,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "of EfficientNet-Lite2 at 240x320 for 15 epochs, for a CUDA GPU "
                         "(2 minutes on an H100, no more accurate than 'cpu'); 'vote' a soft "
                         "vote of three networks ('cpu', it for 24 epochs, it on "
-                        "EfficientNet-Lite2 at 240x320: about 4 hours on 2 CPU cores, 10 "
+                        "EfficientNet-Lite2 at 240x320: 4-5 hours on 2 CPU cores, about 10 "
                         "minutes on an H100; the options below apply to each); 'defaults' is "
                         "LesionClassifier's defaults; the options below override it")
     p.add_argument("--backbone", default=None,

@@ -32,8 +32,8 @@ way, as ``format`` ``"skderm-ensemble"``: ``names``, ``weights`` and
 ``voting_params`` (the VotingClassifier's plain parameters), ``classes`` (the
 ensemble's labels; its members were fitted on their integer codes, as
 VotingClassifier fits them), and ``members``, one dict per member with the
-fields above except ``format``, ``format_version`` and ``sha256``; one
-``sha256`` covers them all.
+fields above except ``format``, ``format_version``, ``skderm_version`` and
+``sha256``; one ``sha256`` covers them all.
 """
 
 from __future__ import annotations
@@ -312,7 +312,8 @@ def _ensemble_payload(vote) -> dict:
                          f"voting={vote.voting!r}: use VotingClassifier(..., voting='soft')")
     check_is_fitted(vote)
     names = [name for name, est in vote.estimators if est != "drop"]
-    others = [f"{name!r} ({type(est).__name__})" for name, est in zip(names, vote.estimators_, strict=True)
+    others = [f"{name!r} ({type(est).__name__})"
+              for name, est in zip(names, vote.estimators_, strict=True)
               if not isinstance(est, LesionClassifier)]
     if others:
         raise TypeError(f"save_model saves ensembles of LesionClassifiers; member "
