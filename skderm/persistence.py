@@ -294,12 +294,21 @@ def save_model(clf, path: str | os.PathLike) -> str:
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
+        # mkstemp creates the file readable by its owner only; a model file gets
+        # the permissions any new file gets here (0o666 less the umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _ensemble_payload(vote) -> dict:

@@ -57,6 +57,20 @@ def test_round_trip_gives_identical_probabilities(fitted, model_file, tiny_lesio
     assert loaded.history_[-1, "train_loss"] == pytest.approx(fitted.history_[-1, "train_loss"])
 
 
+def test_the_file_gets_the_permissions_of_any_new_file(fitted, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = save_model(fitted, tmp_path / "shared.skderm")
+    finally:
+        os.umask(mask)
+    # readable by the group and others, as the umask allows (mkstemp alone gives 0o600)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.skderm"]
+
+
 def test_file_holds_only_tensors_and_plain_values(model_file):
     payload = torch.load(model_file, map_location="cpu", weights_only=True)
     assert payload["format"] == "skderm-model" and payload["format_version"] == FORMAT_VERSION
