@@ -225,15 +225,16 @@ def _make_classifier(args):
     whose members each start from their own settings and then take the options
     and ``--param`` given, which apply to every member.
     """
-    from skderm.recipes import ENSEMBLES, RECIPES
+    from skderm.recipes import ENSEMBLES, RECIPES, member_recipes
 
     params = _parse_params(args.param)
     _check_param_names(params)
-    if args.recipe == "auto":
-        args.recipe = _auto_recipe(params.get("device", "auto"))
-        _log(args, f"recipe {args.recipe!r}: "
+    name = args.recipe
+    if name == "auto":
+        name = _auto_recipe(params.get("device", "auto"))
+        _log(args, f"recipe {name!r}: "
                    + ("a CUDA GPU is here, so the three-network vote (--recipe cpu trains "
-                      "one network)" if args.recipe == "vote" else
+                      "one network)" if name == "vote" else
                       "no CUDA GPU, so the one network that trains within about an hour on "
                       "a CPU (--recipe vote trains the three-network vote, about 4-5 hours "
                       "on 2 cores)"))
@@ -259,13 +260,12 @@ def _make_classifier(args):
         given["warm_start"] = True
     if checkpoint_dir is not None:
         given["checkpoint_dir"] = checkpoint_dir
-    if args.recipe not in ENSEMBLES:
-        return _recipe_classifier(args, args.recipe, RECIPES[args.recipe], given, params)
+    if name not in ENSEMBLES:
+        return _recipe_classifier(args, name, RECIPES[name], given, params)
     from sklearn.ensemble import VotingClassifier
 
-    members = [(member, _recipe_classifier(args, f"{args.recipe}: {member}",
-                                           {**RECIPES[recipe], **settings}, given, params))
-               for member, recipe, settings in ENSEMBLES[args.recipe]]
+    members = [(member, _recipe_classifier(args, f"{name}: {member}", recipe, given, params))
+               for member, recipe in member_recipes(name)]
     return VotingClassifier(members, voting="soft")
 
 
@@ -295,13 +295,20 @@ def _recipe_classifier(args, label: str, recipe: dict, given: dict, params: dict
     return clf
 
 
+def _named_members(clf) -> list[tuple[str, object]]:
+    """``[(name, LesionClassifier)]`` of a model: ``[("", clf)]``, or a
+    VotingClassifier's members (fitted ones once it is fitted)."""
+    if not hasattr(clf, "estimators"):
+        return [("", clf)]
+    names = [name for name, est in clf.estimators if est != "drop"]
+    fitted = getattr(clf, "estimators_", None)
+    return list(zip(names, fitted if fitted is not None else
+                    [est for _, est in clf.estimators if est != "drop"], strict=True))
+
+
 def _members(clf) -> list:
     """The LesionClassifiers of a model: itself, or a VotingClassifier's members."""
-    if hasattr(clf, "estimators_"):
-        return list(clf.estimators_)
-    if hasattr(clf, "estimators"):
-        return [est for _, est in clf.estimators if est != "drop"]
-    return [clf]
+    return [member for _, member in _named_members(clf)]
 
 
 def _epochs(clf) -> str:
@@ -566,13 +573,11 @@ def cmd_cv(args) -> int:
         _log(args, f"fold {k}: balanced accuracy {rows[-1]['balanced_accuracy']:.3f}, "
                    f"MCC {rows[-1]['mcc']:.3f}")
         if plotting is not None:
-            members = _members(clf)
-            names = ([""] if len(members) == 1 and not hasattr(clf, "estimators")
-                     else [f"_{name}" for name, est in clf.estimators if est != "drop"])
-            for name, member in zip(names, members, strict=True):
+            for name, member in _named_members(clf):
                 fig = plotting.plot_learning_curves(member.history_)
+                suffix = f"_{name}" if name else ""
                 plotting.save_figure(fig, os.path.join(args.out,
-                                                       f"learning_curves_fold{k}{name}.png"))
+                                                       f"learning_curves_fold{k}{suffix}.png"))
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(os.path.join(args.out, "results.csv"), index=False)

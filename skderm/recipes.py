@@ -158,13 +158,12 @@ ENSEMBLES: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
 }
 
 
-def ensemble_member_params(name: str, overrides: dict[str, Any] | None = None
-                           ) -> list[tuple[str, dict[str, Any]]]:
-    """``[(member name, LesionClassifier parameters), ...]`` of ensemble ``name``."""
+def member_recipes(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """``[(member name, the member's recipe), ...]`` of ensemble ``name``: its
+    base recipe updated with its own settings (copies, free to change)."""
     if name not in ENSEMBLES:
         raise ValueError(f"unknown ensemble {name!r}; choose one of {sorted(ENSEMBLES)}")
-    return [(member, _for_backbone({**copy.deepcopy(RECIPES[recipe]), **copy.deepcopy(settings)},
-                                   dict(overrides or {})))
+    return [(member, copy.deepcopy({**RECIPES[recipe], **settings}))
             for member, recipe, settings in ENSEMBLES[name]]
 
 
@@ -211,9 +210,8 @@ def make_ensemble(name: str = "vote", **overrides):
 
     from skderm.classifier import LesionClassifier
 
-    members = ensemble_member_params(name, overrides)
-    return VotingClassifier([(member, LesionClassifier(**params)) for member, params in members],
-                            voting="soft")
+    return VotingClassifier([(member, LesionClassifier(**_for_backbone(recipe, overrides)))
+                             for member, recipe in member_recipes(name)], voting="soft")
 
 
 def _for_backbone(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
