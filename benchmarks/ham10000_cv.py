@@ -141,6 +141,17 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc"] = {
 FINETUNE_VARIANTS["finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"],
     "backbone": "tf_efficientnet_lite2", "image_size": (240, 320), "freeze_until": "blocks.3"}
+# exploratory, for the best-recipe bar: the "cpu" recipe on torchvision's
+# MobileNetV2 (a different architecture and ImageNet training from the TF Lite
+# networks: a fourth voter more unlike the three than another seed), its stem
+# and features.1-6 (up to stride 8, as Lite0's blocks 0-2 are) frozen. Rule
+# set before it ran: fit fold 0; go on to the other folds only if the vote
+# with it as a fourth equal member beats the three-network vote's fold 0
+# (0.805 / 0.673) by >= 0.010 in MCC with no more than 0.005 less balanced
+# accuracy; the network's own scores are kept as measured either way
+FINETUNE_VARIANTS["finetune_192_mnv2_meta_all_fu7_la_mix04_cut10_tc"] = {
+    **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"],
+    "backbone": "mobilenet_v2", "freeze_until": "features.7"}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
