@@ -5,7 +5,8 @@
 
 Reads the out-of-fold probabilities that ``ham10000_cv.py`` saved
 (``benchmarks/results/oof/<recipe>_fold<k>.npz``; ``a+b`` is the equal soft
-vote of two recipes) and predicts, fold by fold,
+vote of two recipes, ``name=a+b+c`` the same under a row name of its own) and
+predicts, fold by fold,
 ``argmax(log p - t * log prior)`` with ``prior`` the class frequencies of the
 fold's training images, for each shift ``t`` of ``--shifts``: ``t = 0`` is the
 recipe's own prediction, ``t < 0`` moves decisions towards the frequent classes
@@ -69,8 +70,12 @@ def _sd(values) -> float | None:
 
 
 def frontier(recipe: str, y: np.ndarray, shifts, n_folds: int, oof: Path) -> dict:
+    """The operating points of ``recipe`` (``a``, ``a+b``, or ``name=a+b``)."""
+    label, _, members = recipe.rpartition("=")
+    if "=" in recipe and not (label and members):
+        raise ValueError(f"recipe {recipe!r}: write name=a+b, a name then its members")
     rows = []
-    folds = [_fold_proba(oof, recipe, k) for k in range(n_folds)]
+    folds = [_fold_proba(oof, members, k) for k in range(n_folds)]
     for t in shifts:
         bacc, mcc = [], []
         for test, classes, proba in folds:
@@ -80,7 +85,8 @@ def frontier(recipe: str, y: np.ndarray, shifts, n_folds: int, oof: Path) -> dic
             mcc.append(matthews_corrcoef(y[test], pred))
         rows.append({"shift": float(t), "bacc_mean": float(np.mean(bacc)),
                      "bacc_sd": _sd(bacc), "mcc_mean": float(np.mean(mcc)), "mcc_sd": _sd(mcc)})
-    return {"recipe": recipe, "n_folds": n_folds, "points": rows}
+    return {"recipe": label or members, "members": members.split("+"), "n_folds": n_folds,
+            "points": rows}
 
 
 def markdown(results: list[dict]) -> str:
@@ -97,7 +103,8 @@ def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
     p.add_argument("--recipes", required=True,
-                   help="comma-separated recipes with saved folds; a+b = their soft vote")
+                   help="comma-separated recipes with saved folds; a+b = their soft vote, "
+                        "name=a+b the same in a row called name")
     p.add_argument("--shifts", default=",".join(map(str, SHIFTS)),
                    help="comma-separated shifts t; write --shifts=-0.5,0 when the first "
                         "is negative")

@@ -135,6 +135,14 @@ def test_operating_points_scores_soft_votes_of_saved_folds(tmp_path):
         bench.frontier("m1+m3", y, [0.0], n_folds=2, oof=oof)
     table = bench.markdown([r])
     assert "| m2 | 0.000 / " in table and "t = +0" in table
+    # a named vote: its own row name, the members kept beside it
+    named = bench.frontier("both=m1+m2", y, [0.0], n_folds=2, oof=oof)
+    assert named["recipe"] == "both" and named["members"] == ["m1", "m2"]
+    assert named["points"] == bench.frontier("m1+m2", y, [0.0], n_folds=2, oof=oof)["points"]
+    assert "| both | 1.000 / 1.000 |" in bench.markdown([named])
+    for bad in ("=m1+m2", "both="):
+        with pytest.raises(ValueError, match="name=a"):
+            bench.frontier(bad, y, [0.0], n_folds=2, oof=oof)
 
 
 def test_operating_points_on_one_fold_writes_valid_json(tmp_path):
