@@ -162,6 +162,9 @@ FINETUNE_VARIANTS["finetune_192_mnv2_meta_all_fu7_la_mix04_cut10_tc"] = {
 # 0.664, below the three's in both scores, so it stopped)
 FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_seed1"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"], "random_state": 1}
+# a third seed of it, for the spread between fits of one recipe on one fold
+FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_seed2"] = {
+    **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"], "random_state": 2}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
