@@ -300,10 +300,11 @@ def _named_members(clf) -> list[tuple[str, object]]:
     VotingClassifier's members (fitted ones once it is fitted)."""
     if not hasattr(clf, "estimators"):
         return [("", clf)]
-    names = [name for name, est in clf.estimators if est != "drop"]
+    named = [(name, est) for name, est in clf.estimators if est != "drop"]
     fitted = getattr(clf, "estimators_", None)
-    return list(zip(names, fitted if fitted is not None else
-                    [est for _, est in clf.estimators if est != "drop"], strict=True))
+    if fitted is None:
+        return named
+    return [(name, est) for (name, _), est in zip(named, fitted, strict=True)]
 
 
 def _members(clf) -> list:
@@ -327,7 +328,7 @@ def _metadata_columns(clf) -> list:
 def _describe(clf) -> str:
     if hasattr(clf, "estimators"):
         return "a soft vote of " + ", ".join(f"{name}: {_describe(est)}"
-                                             for name, est in clf.estimators)
+                                             for name, est in _named_members(clf))
     size = clf.image_size if clf.image_size is not None else "backbone default"
     return (f"LesionClassifier(backbone={clf.backbone!r}, image_size={size}, "
             f"max_epochs={clf.max_epochs})")
