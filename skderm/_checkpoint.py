@@ -58,7 +58,7 @@ _NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress
 # parameters added after checkpoints were first written: hashed only when set,
 # so a checkpoint written before they existed still resumes at their default
 _HASHED_WHEN_SET = {"freeze_until": None, "logit_tau": 1.0, "mixup_alpha": 0.0,
-                    "cutmix_alpha": 0.0, "test_crop": None}
+                    "cutmix_alpha": 0.0, "test_crop": None, "colour_constancy": None}
 # parameters that change only the validation scores and predictions: hashed
 # only with a validation split (then early stopping and the epochs' scores
 # depend on them); so a run without one resumes whatever its test_crop

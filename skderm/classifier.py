@@ -54,7 +54,14 @@ from skderm.inputs import (
 )
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.network import LesionNet, resolve_device
-from skderm.transforms import centre_crop, mix_batch, resolve_augmentation, valid_alpha
+from skderm.transforms import (
+    centre_crop,
+    colour_constancy,
+    mix_batch,
+    resolve_augmentation,
+    resolve_colour_constancy,
+    valid_alpha,
+)
 
 __all__ = ["LesionClassifier", "LesionNet", "resolve_device"]
 
@@ -122,6 +129,12 @@ class LesionClassifier(NeuralNetClassifier):
         Training-time augmentation (:class:`skderm.transforms.Augmentation`).
         Pass an ``Augmentation(...)`` to tune its settings by grid search
         (``augmentation__rotation``).
+    colour_constancy : None, "shades_of_gray", "gray_world", "max_rgb" or float, default=None
+        Take each image's illuminant out before augmentation, in training and
+        prediction alike (:func:`skderm.transforms.colour_constancy`): a number
+        is the Minkowski norm ``p >= 1``; ``"shades_of_gray"`` is ``p = 6``, as
+        in Barata et al. (2015) and ISIC 2018/2019 entries. ``None`` leaves
+        the colours as they are.
     class_weight : None, "balanced" or dict, default=None
         Class weights of the loss; ``"balanced"`` is ``n / (k * count)``.
     loss : {"cross_entropy", "focal", "logit_adjusted"}, default="cross_entropy"
@@ -246,6 +259,7 @@ class LesionClassifier(NeuralNetClassifier):
         freeze_until: str | None = None,
         backbone_lr: float | None = None,
         augmentation="default",
+        colour_constancy: str | float | None = None,
         class_weight: str | dict | None = None,
         loss: str = "cross_entropy",
         focal_gamma: float = 2.0,
@@ -289,6 +303,7 @@ class LesionClassifier(NeuralNetClassifier):
         self.freeze_until = freeze_until
         self.backbone_lr = backbone_lr
         self.augmentation = augmentation
+        self.colour_constancy = colour_constancy
         self.class_weight = class_weight
         self.loss = loss
         self.focal_gamma = focal_gamma
@@ -336,6 +351,10 @@ class LesionClassifier(NeuralNetClassifier):
             if not valid_alpha(getattr(self, name)):
                 raise bad(name, "use a float >= 0 (0 turns it off; 0.2-1.0 are common)")
         self._check_test_crop()
+        try:
+            resolve_colour_constancy(self.colour_constancy)
+        except ValueError as exc:  # it names the value and the choices
+            raise ValueError(f"LesionClassifier {exc}") from None
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
         if self.lr_schedule not in _SCHEDULES:
@@ -555,6 +574,12 @@ class LesionClassifier(NeuralNetClassifier):
 
     def infer(self, x, **fit_params):
         x = to_tensor(x, device=self.device)
+        power = resolve_colour_constancy(self.colour_constancy)
+        if power is not None:  # before augmentation: jitter then varies the corrected colours
+            if isinstance(x, dict):
+                x = dict(x, images=colour_constancy(x["images"], power))
+            else:
+                x = colour_constancy(x, power)
         augment = getattr(self, "augment_", None)
         if augment is not None and self.module_.training:
             # training batches only: validation and prediction stay deterministic
@@ -836,6 +861,8 @@ class LesionClassifier(NeuralNetClassifier):
         return state
 
     def __setstate__(self, state):
+        # models pickled before colour_constancy existed: they used none
+        state.setdefault("colour_constancy", None)
         requested = state.get("device")
         if requested == "auto":
             state["device"] = resolve_device("auto")
