@@ -166,6 +166,17 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_seed1"] = {
 # (its fold 0: 0.780 / 0.635; the three seeds 0.782 +/- 0.006 / 0.633 +/- 0.011)
 FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_seed2"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"], "random_state": 2}
+# exploratory, for the best-recipe bar: the "cpu" recipe with shades-of-gray
+# colour constancy (p = 6, Barata et al. 2015; one of the write-ups' future
+# work), applied before augmentation in training and prediction. Rule set
+# before it ran: fit folds 0, 1, 2, ... in order; stop after fold 0 if it is
+# below the three-seed fold-0 mean of the "cpu" recipe less two sds in either
+# score (0.770 / 0.611); make it part of the "cpu" recipe only if, over all 5
+# folds, the paired differences from the "cpu" recipe's folds average >= +0.005
+# in one score and >= -0.002 in the other
+FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6"] = {
+    **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"],
+    "colour_constancy": "shades_of_gray"}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
 VARIANT_BASE = {"gpu": "gpu"}
 
@@ -355,6 +366,8 @@ def describe(recipe: str, args) -> str:
                 f"best epoch on a {p['valid_size']:.0%} validation split")
         if p["freeze_until"]:
             meta += f", frozen until {p['freeze_until']}"
+        if p["colour_constancy"] is not None:
+            meta += f", colour constancy {p['colour_constancy']}"
         if p["label_smoothing"]:
             meta += f", label smoothing {p['label_smoothing']:g}"
         if p["mixup_alpha"]:
