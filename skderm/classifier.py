@@ -246,6 +246,7 @@ class LesionClassifier(NeuralNetClassifier):
     mixup_alpha = 0.0
     cutmix_alpha = 0.0
     test_crop = None
+    colour_constancy = None
 
     def __init__(
         self,
@@ -861,8 +862,6 @@ class LesionClassifier(NeuralNetClassifier):
         return state
 
     def __setstate__(self, state):
-        # models pickled before colour_constancy existed: they used none
-        state.setdefault("colour_constancy", None)
         requested = state.get("device")
         if requested == "auto":
             state["device"] = resolve_device("auto")

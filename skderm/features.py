@@ -37,6 +37,7 @@ from skderm.exceptions import ImageError
 from skderm.images import cache_mode, file_digest, stream_cache_mode
 from skderm.inputs import LesionDataset, LesionInput, collate, decode, parse_X
 from skderm.network import LesionNet, resolve_device
+from skderm.transforms import colour_constancy, resolve_colour_constancy
 
 __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
 
@@ -126,6 +127,10 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
     batch_size : int, default=64
     tta : bool, default=False
         Average the embedding over the four flips of each image.
+    colour_constancy : None, "shades_of_gray", "gray_world", "max_rgb" or float, default=None
+        Take each image's illuminant out before embedding it, as
+        :class:`~skderm.LesionClassifier` does
+        (:func:`skderm.transforms.colour_constancy`).
     path_column : str, default="path"
         Column of a DataFrame X holding image paths.
     device : str, default="auto"
@@ -139,14 +144,19 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
     image_size_ : (height, width)
     """
 
+    # transformers saved before it existed load with the value they used
+    colour_constancy = None
+
     def __init__(self, *, backbone: str = "tf_efficientnet_lite0", weights="imagenet",
                  image_size=None, batch_size: int = 64, tta: bool = False,
+                 colour_constancy: str | float | None = None,
                  path_column: str = "path", device: str = "auto"):
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
         self.batch_size = batch_size
         self.tta = tta
+        self.colour_constancy = colour_constancy
         self.path_column = path_column
         self.device = device
 
@@ -156,6 +166,10 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise ValueError(f"BackboneFeatures batch_size must be a positive int, got "
                              f"{self.batch_size!r}")
+        try:
+            self.colour_power_ = resolve_colour_constancy(self.colour_constancy)
+        except ValueError as exc:  # it names the value and the choices
+            raise ValueError(f"BackboneFeatures {exc}") from None
         size = self.image_size if self.image_size is not None else spec.input_size
         self.image_size_ = (int(size), int(size)) if isinstance(size, int) else tuple(
             int(s) for s in size)
@@ -197,7 +211,8 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
                           else os.fspath(self.weights))
         if inp.paths is not None and weights is not None:
             # random weights differ at every fit: only pretrained embeddings are cached
-            config = (str(self.backbone), weights, self.image_size_, bool(self.tta))
+            config = (str(self.backbone), weights, self.image_size_, bool(self.tta),
+                      getattr(self, "colour_power_", None))
             keys = [k and (k, config) for k in _content_keys(inp.paths)]
         todo = []
         for i, key in enumerate(keys):
@@ -223,6 +238,9 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         with torch.inference_mode():
             for x, _ in loader:
                 x = x.to(self.device_, non_blocking=True)
+                power = getattr(self, "colour_power_", None)  # older pickles lack it
+                if power is not None:
+                    x = colour_constancy(x, power)
                 if getattr(self, "channels_last_", False):  # older pickles lack it
                     x = x.contiguous(memory_format=torch.channels_last)
                 feats = sum(self.module_.features(torch.flip(x, d) if d else x).float()

@@ -32,7 +32,7 @@ from skderm.exceptions import ImageError
 from skderm.images import load_images
 from skderm.losses import FocalLoss, LogitAdjustedLoss, SmoothedCrossEntropy
 from skderm.model_selection import lesion_train_test_split
-from skderm.transforms import Augmentation, centre_crop, mix_batch
+from skderm.transforms import Augmentation, centre_crop, colour_constancy, mix_batch
 
 SIZE = (48, 64)
 # the tiny_lesions fixture: 60 images at 48x64, 5 lesions per class
@@ -525,6 +525,94 @@ def test_centre_crop_keeps_the_centre_and_the_size():
     with pytest.raises(ValueError, match=r"centre_crop area must be a fraction in \(0, 1\], "
                                          r"got 1.5"):
         centre_crop(img, 1.5)
+
+
+# ---------------------------------------------------------------------------
+# colour constancy
+# ---------------------------------------------------------------------------
+
+
+def test_colour_constancy_corrects_every_image_the_network_predicts_on(fitted, data):
+    X, _ = data
+    pixels = np.stack(load_images(X["path"][:12], SIZE))
+    as_is = fitted.predict_proba(pixels)
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+    corrected = np.ascontiguousarray(
+        colour_constancy(x, 6).permute(0, 2, 3, 1).numpy())  # float HWC, as the network saw it
+    fitted.set_params(colour_constancy="shades_of_gray")
+    try:
+        np.testing.assert_allclose(fitted.predict_proba(pixels),
+                                   _module_proba(fitted, corrected, 0.875), atol=1e-5)
+        np.testing.assert_allclose(fitted.predict_proba(X[:12]), fitted.predict_proba(pixels),
+                                   atol=1e-6)
+    finally:
+        fitted.set_params(colour_constancy=None)
+    assert not np.allclose(as_is, _module_proba(fitted, corrected, 0.875), atol=1e-4)
+
+
+def test_colour_constancy_makes_a_model_blind_to_the_colour_of_the_light(data):
+    # the same lesions photographed under a bluer light of the same strength:
+    # a model trained with colour constancy gives (nearly) the same answers
+    X, y = data
+    base = np.round(np.stack(load_images(X["path"], SIZE)) * 0.6).astype(np.uint8)
+    x = torch.from_numpy(base).permute(0, 3, 1, 2).float() / 255
+    gains = torch.tensor([0.7, 1.0, 1.35]).view(1, 3, 1, 1)
+    norm = x.pow(6).mean(dim=(2, 3)).pow(1 / 6).norm(dim=1).view(-1, 1, 1, 1)
+    bluer = x * gains
+    bluer = bluer * norm / bluer.pow(6).mean(dim=(2, 3)).pow(1 / 6).norm(dim=1).view(-1, 1, 1, 1)
+    bluer = np.ascontiguousarray(
+        (bluer * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    shift = {}
+    for cc in (None, "shades_of_gray"):
+        clf = make_clf(colour_constancy=cc, max_epochs=3, valid_size=None).fit(base, y)
+        shift[cc] = np.abs(clf.predict_proba(bluer) - clf.predict_proba(base)).max()
+    assert shift["shades_of_gray"] < 0.01
+    assert shift[None] > 5 * shift["shades_of_gray"]
+
+
+def test_colour_constancy_is_applied_in_training_before_augmentation(data, monkeypatch):
+    import skderm.classifier as classifier_module
+
+    seen = []
+
+    def spy(images, power):
+        seen.append((images.dtype, power))
+        return colour_constancy(images, power)
+
+    monkeypatch.setattr(classifier_module, "colour_constancy", spy)
+    X, y = data
+    make_clf(colour_constancy="gray_world", augmentation="default", max_epochs=1,
+             valid_size=None).fit(X, y)
+    # one call per training batch, on the uint8 batch the loader gave (augmentation
+    # would have made it float), with gray world's norm
+    assert len(seen) == 4 and all(s == (torch.uint8, 1.0) for s in seen)
+
+
+@pytest.mark.parametrize("value", ["grey", 0.5, True, [6]])
+def test_colour_constancy_bad_value_is_named_with_the_choices(data, value):
+    match = (rf"LesionClassifier colour_constancy={re.escape(repr(value))} is not valid; "
+             r"use None \(off\), 'gray_world', 'shades_of_gray', 'max_rgb'")
+    with pytest.raises(ValueError, match=match):
+        make_clf(colour_constancy=value).fit(*data)
+
+
+def test_colour_constancy_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
+    from skderm._checkpoint import checkpoint_path
+
+    names = {cc: os.path.basename(checkpoint_path(
+        make_clf(checkpoint_dir=tmp_path, colour_constancy=cc, test_crop=None), _FakeDataset()))
+        for cc in (None, "shades_of_gray", 6.0, 1.0)}
+    # unset, it is not hashed: checkpoints written before it existed still resume
+    assert names[None] == PRE_FREEZE_UNTIL_CHECKPOINT
+    assert len({names[None], names["shades_of_gray"], names[1.0]}) == 3
+
+
+def test_models_saved_before_colour_constancy_predict_on_the_colours_as_they_are(fitted, data):
+    old = copy.deepcopy(fitted)
+    del old.__dict__["colour_constancy"]  # as unpickled from before the parameter
+    assert old.colour_constancy is None  # the class attribute
+    X, _ = data
+    np.testing.assert_array_equal(old.predict_proba(X[:6]), fitted.predict_proba(X[:6]))
 
 
 # ---------------------------------------------------------------------------

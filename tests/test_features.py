@@ -133,6 +133,28 @@ def test_in_memory_uint8_images():
     assert Z.shape == (4, 64)
 
 
+def test_colour_constancy_embeds_the_corrected_images_and_is_cached_apart(tiny_lesions):
+    import torch
+
+    from skderm.images import load_images
+    from skderm.transforms import colour_constancy
+
+    X = tiny_lesions.data[:6]
+    clear_embedding_cache()
+    plain = BackboneFeatures(**LITE).fit().transform(X)
+    feats = BackboneFeatures(**LITE, colour_constancy="shades_of_gray").fit()
+    cc = feats.transform(X)  # the plain embeddings are cached: they must not be served
+    pixels = torch.from_numpy(np.stack(load_images(X["path"], LITE["image_size"])))
+    with torch.inference_mode():
+        expected = feats.module_.features(colour_constancy(pixels.permute(0, 3, 1, 2), 6))
+    np.testing.assert_allclose(cc, expected.numpy(), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(cc, plain, atol=1e-3)
+    np.testing.assert_array_equal(feats.transform(X), cc)  # and then from the cache
+    with pytest.raises(ValueError, match=r"BackboneFeatures colour_constancy='grey' is not "
+                                         r"valid; use None \(off\)"):
+        BackboneFeatures(**LITE, colour_constancy="grey").fit()
+
+
 @pytest.mark.parametrize("final", ["svc", "hgb"])
 def test_fusion_with_other_downstream_models(lesions, final):
     from sklearn.ensemble import HistGradientBoostingClassifier

@@ -57,6 +57,14 @@ def test_round_trip_gives_identical_probabilities(fitted, model_file, tiny_lesio
     assert loaded.history_[-1, "train_loss"] == pytest.approx(fitted.history_[-1, "train_loss"])
 
 
+def test_colour_constancy_round_trips(tiny_lesions, tmp_path):
+    fitted = _fit(tiny_lesions, colour_constancy="shades_of_gray")
+    loaded = load_model(save_model(fitted, tmp_path / "cc.skderm"))
+    assert loaded.colour_constancy == "shades_of_gray"
+    X = tiny_lesions.data
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
 def test_the_file_gets_the_permissions_of_any_new_file(fitted, tmp_path):
     import os
     import stat
