@@ -5,6 +5,8 @@ Recipes (``--recipes``, comma separated):
 features      frozen ImageNet embeddings (BackboneFeatures, flip TTA) + logistic
               regression (class_weight="balanced")
 fusion        the same embeddings + one-hot sex/localization + imputed, scaled age
+features_cc, fusion_cc  exploratory: those two with shades-of-gray colour constancy
+              (``colour_constancy="shades_of_gray"``) before embedding
 finetune      the "cpu_images" fine-tuning recipe (images only): EfficientNet-Lite0
               at 112x150, channels_last, head-only epoch 1, cosine learning rate,
               balanced class weights, flips/rotation/colour jitter, flip TTA
@@ -33,6 +35,8 @@ finetune_192_meta_all_fu3_la_mix04_cut10_e24_tc  exploratory: that recipe for 24
               epochs instead of 12 (fold 0: 105 min on 2 cores, some paused)
 finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc  exploratory: that recipe on
               EfficientNet-Lite2 at 240x320 (fold 0: 84 min on 2 cores)
+finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6  exploratory: the "cpu" recipe with
+              shades-of-gray colour constancy (``colour_constancy="shades_of_gray"``)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -181,8 +185,16 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6"] = {
 VARIANT_BASE = {"gpu": "gpu"}
 
 
-def features_model(backbone, size, C, metadata: bool):
-    emb = BackboneFeatures(backbone=backbone, image_size=size, tta=True)
+# the frozen recipes with shades-of-gray colour constancy (exploratory: what it
+# does to ImageNet embeddings of these images, in minutes instead of hours)
+FROZEN = {"features": {}, "fusion": {"metadata": True},
+          "features_cc": {"colour_constancy": "shades_of_gray"},
+          "fusion_cc": {"metadata": True, "colour_constancy": "shades_of_gray"}}
+
+
+def features_model(backbone, size, C, metadata: bool = False, colour_constancy=None):
+    emb = BackboneFeatures(backbone=backbone, image_size=size, tta=True,
+                           colour_constancy=colour_constancy)
     parts = [("image", make_pipeline(emb, StandardScaler()), ["path"])]
     if metadata:
         parts += [("site", OneHotEncoder(handle_unknown="ignore"), ["sex", "localization"]),
@@ -194,10 +206,8 @@ def features_model(backbone, size, C, metadata: bool):
 
 def build(recipe: str, args):
     size = tuple(args.image_size)
-    if recipe == "features":
-        return features_model(args.backbones[0], size, args.C, metadata=False)
-    if recipe == "fusion":
-        return features_model(args.backbones[0], size, args.C, metadata=True)
+    if recipe in FROZEN:
+        return features_model(args.backbones[0], size, args.C, **FROZEN[recipe])
     if recipe in FINETUNE_VARIANTS:
         # checkpoints let a fold interrupted here be resumed by the next run
         overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True,
@@ -355,8 +365,10 @@ def summarize(recipe, y, groups, n_folds, args) -> dict | None:
 
 def describe(recipe: str, args) -> str:
     size = "x".join(map(str, args.image_size))
-    if recipe in ("features", "fusion"):
-        meta = " + metadata" if recipe == "fusion" else ""
+    if recipe in FROZEN:
+        meta = " + metadata" if FROZEN[recipe].get("metadata") else ""
+        cc = FROZEN[recipe].get("colour_constancy")
+        meta += f", colour constancy {cc}" if cc else ""
         return f"frozen {args.backbones[0]} {size}{meta}, flip TTA, LR C={args.C}"
     if recipe in FINETUNE_VARIANTS:
         model = make_recipe(VARIANT_BASE.get(recipe, "cpu_images"), **FINETUNE_VARIANTS[recipe])
@@ -476,7 +488,7 @@ def main() -> None:
     results = []
     ensembles = ["ensemble", *sorted({r for r in [*previous, *args.recipes.split(",")]
                                       if _is_ensemble(r) and r != "ensemble"})]
-    for recipe in ("features", "fusion", *FINETUNE_VARIANTS, *ensembles):
+    for recipe in (*FROZEN, *FINETUNE_VARIANTS, *ensembles):
         r = summarize(recipe, y, groups, args.folds, args)
         if r is not None and recipe not in args.recipes.split(",") and recipe in previous:
             r["setup"] = previous[recipe]["setup"]  # described by the run that made it

@@ -208,6 +208,30 @@ def test_ham10000_cv_lite2_variant_is_the_cpu_recipe_on_a_larger_backbone():
         "finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc", args)
 
 
+def test_ham10000_cv_colour_constancy_variants_change_only_that():
+    import argparse
+
+    bench = _load("ham10000_cv")
+    args = argparse.Namespace(image_size=(150, 200), epochs=None, weights=None,
+                              backbones=["tf_efficientnet_lite0"], C=0.05)
+    base = bench.build("finetune_192_meta_all_fu3_la_mix04_cut10_tc", args)
+    cc = bench.build("finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6", args)
+    changed = {k: v for k, v in cc.get_params(deep=False).items()
+               if v != base.get_params(deep=False)[k]}
+    assert changed == {"colour_constancy": "shades_of_gray"}
+    assert "colour constancy shades_of_gray" in bench.describe(
+        "finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6", args)
+    for plain, corrected in (("features", "features_cc"), ("fusion", "fusion_cc")):
+        a = bench.build(plain, args).get_params()
+        b = bench.build(corrected, args).get_params()
+        diff = {k for k in a if k in b and repr(a[k]) != repr(b[k])}
+        # the embedding step's parameter and the objects that contain it
+        assert {k for k in diff if k.endswith("colour_constancy")} == {
+            "columntransformer__image__backbonefeatures__colour_constancy"}
+        assert "colour constancy shades_of_gray" in bench.describe(corrected, args)
+        assert "colour constancy" not in bench.describe(plain, args)
+
+
 def test_the_user_guides_three_network_vote_is_the_benchmarks_members():
     # docs/user_guide/ensembles.rst builds the three-network vote's members with make_recipe:
     # run the guide's own code block, so the test follows the guide as written
