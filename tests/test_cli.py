@@ -99,6 +99,7 @@ def trained(tiny_lesions, tmp_path_factory):
     model = tmp_path_factory.mktemp("cli_model") / "model.skderm"
     code = main(["train", "--data", tiny_lesions.directory, "--epochs", "3",
                  "--param", "hidden_units=16", "--param", "optimizer__weight_decay=0.01",
+                 "--param", "colour_constancy=shades_of_gray",
                  *TRAIN_FAST, "--out", str(model)])
     assert code == 0
     return model, tiny_lesions
@@ -112,6 +113,7 @@ def test_train_saves_a_model_with_the_given_params(trained, capsys):
     clf = load_model(model)
     assert list(clf.classes_) == list(DX_CLASSES)
     assert clf.hidden_units == 16 and clf.optimizer__weight_decay == 0.01
+    assert clf.colour_constancy == "shades_of_gray"  # a bare word is a string
     assert clf.backbone == "tiny" and clf.image_size_ == (32, 32) and len(clf.history_) == 3
 
 
