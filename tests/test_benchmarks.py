@@ -284,3 +284,11 @@ def test_make_ensemble_vote_is_the_benchmarks_three_network_vote():
         theirs = bench.build(variant, args).get_params(deep=False)
         differ = {k for k in ours if repr(ours[k]) != repr(theirs[k])}
         assert differ == {"checkpoint_dir", "warm_start"}, (name, differ)
+
+
+def test_bench_mixing_refuses_variants_it_cannot_compare(capsys):
+    bench = _load("bench_mixing")
+    for bad in ("finetune_192_meta_all_fu3_la", "finetune_192_meta_all_fu3_la,nope"):
+        with pytest.raises(SystemExit):
+            bench.main(["--data", "unused", "--variants", bad])
+        assert f"--variants {bad!r}: give two of ham10000_cv.py's" in capsys.readouterr().err
