@@ -168,7 +168,7 @@ def test_fusion_with_other_downstream_models(lesions, final):
         ("age", "passthrough", ["age"]),  # HistGradientBoosting handles NaN ages itself
     ])
     model = (make_pipeline(fusion, SimpleImputer(strategy="median"), StandardScaler(),
-                           SVC(class_weight="balanced", probability=True, random_state=0))
+                           SVC(class_weight="balanced", random_state=0))
              if final == "svc" else
              make_pipeline(fusion, HistGradientBoostingClassifier(max_iter=15, max_bins=32, random_state=0)))
     scores = cross_val_score(model, X, y, groups=groups, cv=StratifiedGroupKFold(3),
