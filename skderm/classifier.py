@@ -352,10 +352,7 @@ class LesionClassifier(NeuralNetClassifier):
             if not valid_alpha(getattr(self, name)):
                 raise bad(name, "use a float >= 0 (0 turns it off; 0.2-1.0 are common)")
         self._check_test_crop()
-        try:
-            resolve_colour_constancy(self.colour_constancy)
-        except ValueError as exc:  # it names the value and the choices
-            raise ValueError(f"LesionClassifier {exc}") from None
+        self._colour_power()
         if self.monitor not in _MONITORS:
             raise bad("monitor", f"choose one of {tuple(_MONITORS)}")
         if self.lr_schedule not in _SCHEDULES:
@@ -390,6 +387,14 @@ class LesionClassifier(NeuralNetClassifier):
             raise ValueError(f"LesionClassifier test_crop={tc!r} is not valid; use 'auto' "
                              "(the mean training crop area), a fraction of the image area "
                              "in (0, 1], or None (the whole image)")
+
+    def _colour_power(self) -> float | None:
+        """The Minkowski norm of ``colour_constancy``; None: off (checked when read, so
+        a bad value set on a fitted model fails at prediction, naming it)."""
+        try:
+            return resolve_colour_constancy(self.colour_constancy)
+        except ValueError as exc:  # it names the value and the choices
+            raise ValueError(f"LesionClassifier {exc}") from None
 
     def _test_crop_area(self) -> float | None:
         """The area fraction of the centred prediction-time crop; None: the whole image."""
@@ -575,7 +580,7 @@ class LesionClassifier(NeuralNetClassifier):
 
     def infer(self, x, **fit_params):
         x = to_tensor(x, device=self.device)
-        power = resolve_colour_constancy(self.colour_constancy)
+        power = self._colour_power()
         if power is not None:  # before augmentation: jitter then varies the corrected colours
             if isinstance(x, dict):
                 x = dict(x, images=colour_constancy(x["images"], power))

@@ -589,11 +589,18 @@ def test_colour_constancy_is_applied_in_training_before_augmentation(data, monke
 
 
 @pytest.mark.parametrize("value", ["grey", 0.5, True, [6]])
-def test_colour_constancy_bad_value_is_named_with_the_choices(data, value):
+def test_colour_constancy_bad_value_is_named_with_the_choices(data, fitted, value):
     match = (rf"LesionClassifier colour_constancy={re.escape(repr(value))} is not valid; "
              r"use None \(off\), 'gray_world', 'shades_of_gray', 'max_rgb'")
     with pytest.raises(ValueError, match=match):
         make_clf(colour_constancy=value).fit(*data)
+    # set on a fitted model, it fails at prediction, not silently
+    fitted.set_params(colour_constancy=value)
+    try:
+        with pytest.raises(ValueError, match=match):
+            fitted.predict_proba(data[0][:2])
+    finally:
+        fitted.set_params(colour_constancy=None)
 
 
 def test_colour_constancy_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
