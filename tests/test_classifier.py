@@ -476,18 +476,22 @@ def test_test_crop_is_applied_to_every_tta_flip(fitted, data):
         fitted.set_params(tta=False)
 
 
-@pytest.mark.parametrize("value", [0, 1.5, -0.2, True, "centre", [0.8]])
-def test_test_crop_bad_value_is_named_with_the_choices(data, fitted, value):
-    match = rf"test_crop={re.escape(repr(value))} is not valid; use 'auto'"
+def _refused_at_fit_and_prediction(data, fitted, name, value, match, restore):
+    """A bad ``name=value`` fails fit, and set on a fitted model fails prediction, not silently."""
     with pytest.raises(ValueError, match=match):
-        make_clf(test_crop=value).fit(*data)
-    # set on a fitted model, it fails at prediction, not silently
-    fitted.set_params(test_crop=value)
+        make_clf(**{name: value}).fit(*data)
+    fitted.set_params(**{name: value})
     try:
         with pytest.raises(ValueError, match=match):
             fitted.predict_proba(data[0][:2])
     finally:
-        fitted.set_params(test_crop="auto")
+        fitted.set_params(**{name: restore})
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -0.2, True, "centre", [0.8]])
+def test_test_crop_bad_value_is_named_with_the_choices(data, fitted, value):
+    match = rf"test_crop={re.escape(repr(value))} is not valid; use 'auto'"
+    _refused_at_fit_and_prediction(data, fitted, "test_crop", value, match, "auto")
 
 
 def test_models_saved_before_test_crop_predict_on_the_whole_image(fitted, data):
@@ -592,15 +596,7 @@ def test_colour_constancy_is_applied_in_training_before_augmentation(data, monke
 def test_colour_constancy_bad_value_is_named_with_the_choices(data, fitted, value):
     match = (rf"LesionClassifier colour_constancy={re.escape(repr(value))} is not valid; "
              r"use None \(off\), 'gray_world', 'shades_of_gray', 'max_rgb'")
-    with pytest.raises(ValueError, match=match):
-        make_clf(colour_constancy=value).fit(*data)
-    # set on a fitted model, it fails at prediction, not silently
-    fitted.set_params(colour_constancy=value)
-    try:
-        with pytest.raises(ValueError, match=match):
-            fitted.predict_proba(data[0][:2])
-    finally:
-        fitted.set_params(colour_constancy=None)
+    _refused_at_fit_and_prediction(data, fitted, "colour_constancy", value, match, None)
 
 
 def test_colour_constancy_changes_the_checkpoint_fingerprint_only_when_set(tmp_path):
