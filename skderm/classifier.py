@@ -391,10 +391,7 @@ class LesionClassifier(NeuralNetClassifier):
     def _colour_power(self) -> float | None:
         """The Minkowski norm of ``colour_constancy``; None: off (checked when read, so
         a bad value set on a fitted model fails at prediction, naming it)."""
-        try:
-            return resolve_colour_constancy(self.colour_constancy)
-        except ValueError as exc:  # it names the value and the choices
-            raise ValueError(f"LesionClassifier {exc}") from None
+        return resolve_colour_constancy(self.colour_constancy, owner="LesionClassifier")
 
     def _test_crop_area(self) -> float | None:
         """The area fraction of the centred prediction-time crop; None: the whole image."""

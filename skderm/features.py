@@ -166,10 +166,8 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise ValueError(f"BackboneFeatures batch_size must be a positive int, got "
                              f"{self.batch_size!r}")
-        try:
-            self.colour_power_ = resolve_colour_constancy(self.colour_constancy)
-        except ValueError as exc:  # it names the value and the choices
-            raise ValueError(f"BackboneFeatures {exc}") from None
+        self.colour_power_ = resolve_colour_constancy(self.colour_constancy,
+                                                      owner="BackboneFeatures")
         size = self.image_size if self.image_size is not None else spec.input_size
         self.image_size_ = (int(size), int(size)) if isinstance(size, int) else tuple(
             int(s) for s in size)
@@ -234,11 +232,11 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
                                              collate_fn=collate)
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
         flips = _FLIPS if self.tta else _FLIPS[:1]
+        power = getattr(self, "colour_power_", None)  # older pickles lack it
         start = 0
         with torch.inference_mode():
             for x, _ in loader:
                 x = x.to(self.device_, non_blocking=True)
-                power = getattr(self, "colour_power_", None)  # older pickles lack it
                 if power is not None:
                     x = colour_constancy(x, power)
                 if getattr(self, "channels_last_", False):  # older pickles lack it

@@ -198,12 +198,14 @@ def centre_crop(images: torch.Tensor, area: float) -> torch.Tensor:
 _CONSTANCY = {"gray_world": 1.0, "shades_of_gray": 6.0, "max_rgb": math.inf}
 
 
-def resolve_colour_constancy(value) -> float | None:
+def resolve_colour_constancy(value, *, owner: str = "") -> float | None:
     """The Minkowski norm ``p`` a ``colour_constancy`` setting means (``None``: off).
 
     ``None`` or ``"none"`` -> ``None``; ``"gray_world"`` -> 1,
     ``"shades_of_gray"`` -> 6, ``"max_rgb"`` -> ``inf``; a number ``p >= 1``
-    (``math.inf`` included) -> ``p``.
+    (``math.inf`` included) -> ``p``. Anything else raises a ``ValueError``
+    naming the value and the choices, prefixed by ``owner`` (the estimator's
+    class name) when given.
     """
     if value is None or (isinstance(value, str) and value == "none"):
         return None
@@ -211,7 +213,8 @@ def resolve_colour_constancy(value) -> float | None:
         return _CONSTANCY[value]
     if isinstance(value, Real) and not isinstance(value, bool) and value >= 1:
         return float(value)
-    raise ValueError(f"colour_constancy={value!r} is not valid; use None (off), "
+    raise ValueError(f"{owner + ' ' if owner else ''}colour_constancy={value!r} is not valid; "
+                     "use None (off), "
                      f"{', '.join(repr(k) for k in _CONSTANCY)} or a Minkowski norm "
                      "p >= 1 (1 is gray world, 6 shades of gray, math.inf max-RGB)")
 
