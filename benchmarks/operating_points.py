@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 
 from skderm import load_ham10000
+from skderm.decision import shifted_argmax
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -59,9 +60,7 @@ def shifted_predictions(proba, classes, y_train, shift: float) -> np.ndarray:
     counts = np.array([(np.asarray(y_train) == c).sum() for c in classes], dtype=float)
     if (counts == 0).any():
         raise ValueError(f"classes {classes[counts == 0].tolist()} have no training image")
-    log_prior = np.log(counts / counts.sum())
-    scores = np.log(np.clip(proba, 1e-12, None)) - shift * log_prior
-    return classes[scores.argmax(1)]
+    return classes[shifted_argmax(proba, counts / counts.sum(), shift)]
 
 
 def _sd(values) -> float | None:

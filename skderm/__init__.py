@@ -21,6 +21,7 @@ _LAZY = {
     "lesion_train_test_split": "skderm.model_selection",
     "LesionClassifier": "skderm.classifier",
     "BackboneFeatures": "skderm.features",
+    "LesionLevelClassifier": "skderm.decision",
     "list_backbones": "skderm.backbones",
     "OverRateSampler": "skderm.sampling",
     "LesionDeduplicator": "skderm.sampling",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from skderm.backbones import list_backbones
     from skderm.classifier import LesionClassifier
     from skderm.datasets import DX_CLASSES, fetch_ham10000, load_ham10000, make_lesions
+    from skderm.decision import LesionLevelClassifier
     from skderm.exceptions import DatasetError, DownloadError, ImageError, SkdermError, WeightsError
     from skderm.features import BackboneFeatures
     from skderm.metrics import classification_report_frame

@@ -34,6 +34,12 @@ ensemble's labels; its members were fitted on their integer codes, as
 VotingClassifier fits them), and ``members``, one dict per member with the
 fields above except ``format``, ``format_version``, ``skderm_version`` and
 ``sha256``; one ``sha256`` covers them all.
+
+A fitted :class:`~skderm.decision.LesionLevelClassifier` around either is
+written as ``format`` ``"skderm-lesion-level"``: ``decision`` (its
+``group_column``, ``pooling`` and ``prior_shift``), ``class_prior`` and
+``classes``, and ``estimator``, the wrapped model's fields as above with its
+own ``format``; one ``sha256`` covers them all.
 """
 
 from __future__ import annotations
@@ -54,10 +60,13 @@ import torch
 
 from skderm.exceptions import SkdermError
 
-__all__ = ["FORMAT", "FORMAT_ENSEMBLE", "FORMAT_VERSION", "save_model", "load_model"]
+__all__ = ["FORMAT", "FORMAT_ENSEMBLE", "FORMAT_LESION_LEVEL", "FORMAT_VERSION", "save_model",
+           "load_model"]
 
 FORMAT = "skderm-model"
 FORMAT_ENSEMBLE = "skderm-ensemble"
+FORMAT_LESION_LEVEL = "skderm-lesion-level"
+_FORMATS = (FORMAT, FORMAT_ENSEMBLE, FORMAT_LESION_LEVEL)
 #: The model-file format this skderm writes and reads.
 FORMAT_VERSION = 1
 
@@ -224,6 +233,12 @@ def _digest(payload: dict) -> str:
     zip archive.
     """
     h = hashlib.sha256()
+    if payload.get("format") == FORMAT_LESION_LEVEL:
+        # the wrapper's plain fields, then the wrapped model's own digest
+        plain = {k: v for k, v in payload.items() if k not in ("estimator", "sha256")}
+        h.update(json.dumps(plain, sort_keys=True, allow_nan=True).encode())
+        h.update(_digest(payload["estimator"]).encode())
+        return h.hexdigest()
     if payload.get("format") == FORMAT_ENSEMBLE:
         # the plain fields of the ensemble and of every member, then each member's
         # tensors in turn, their names prefixed with the member's position
@@ -256,10 +271,11 @@ def save_model(clf, path: str | os.PathLike) -> str:
 
     Parameters
     ----------
-    clf : LesionClassifier or VotingClassifier
-        A fitted classifier, or a fitted soft-voting
+    clf : LesionClassifier, VotingClassifier or LesionLevelClassifier
+        A fitted classifier, a fitted soft-voting
         :class:`~sklearn.ensemble.VotingClassifier` whose members are
-        LesionClassifiers (:func:`skderm.recipes.make_ensemble`).
+        LesionClassifiers (:func:`skderm.recipes.make_ensemble`), or a fitted
+        :class:`~skderm.decision.LesionLevelClassifier` around either.
     path : str or path-like
         File to write (conventionally ``*.skderm``); replaced atomically, so
         an interrupted save never leaves a half-written model.
@@ -274,19 +290,10 @@ def save_model(clf, path: str | os.PathLike) -> str:
     sklearn.exceptions.NotFittedError
         When ``clf`` is not fitted.
     """
-    from sklearn.ensemble import VotingClassifier
-
     import skderm
-    from skderm.classifier import LesionClassifier
 
     head = {"format_version": FORMAT_VERSION, "skderm_version": skderm.__version__}
-    if isinstance(clf, VotingClassifier):
-        payload = {"format": FORMAT_ENSEMBLE, **head, **_ensemble_payload(clf)}
-    elif isinstance(clf, LesionClassifier):
-        payload = {"format": FORMAT, **head, **_member_payload(clf)}
-    else:
-        raise TypeError(f"save_model saves a LesionClassifier or a soft-voting "
-                        f"VotingClassifier of them, got {type(clf).__name__}")
+    payload = {**head, **_payload(clf)}
     payload["sha256"] = _digest(payload)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -303,6 +310,35 @@ def save_model(clf, path: str | os.PathLike) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def _payload(clf) -> dict:
+    """The fields of ``clf``'s file, ``format`` first, without the head and digest."""
+    from sklearn.ensemble import VotingClassifier
+
+    from skderm.classifier import LesionClassifier
+    from skderm.decision import LesionLevelClassifier
+
+    if isinstance(clf, VotingClassifier):
+        return {"format": FORMAT_ENSEMBLE, **_ensemble_payload(clf)}
+    if isinstance(clf, LesionClassifier):
+        return {"format": FORMAT, **_member_payload(clf)}
+    if isinstance(clf, LesionLevelClassifier):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(clf, "estimator_")
+        clf._check_params()
+        if isinstance(clf.estimator_, LesionLevelClassifier):
+            raise TypeError("save_model saves one LesionLevelClassifier around a model, not "
+                            "one wrapped in another: set its settings on a single wrapper")
+        return {"format": FORMAT_LESION_LEVEL,
+                "decision": {"group_column": clf.group_column, "pooling": clf.pooling,
+                             "prior_shift": float(clf.prior_shift)},
+                "class_prior": _plain(np.asarray(clf.class_prior_, dtype=float)),
+                "classes": _plain(np.asarray(clf.classes_)),
+                "estimator": _payload(clf.estimator_)}
+    raise TypeError(f"save_model saves a LesionClassifier, a soft-voting VotingClassifier of "
+                    f"them or a LesionLevelClassifier around either, got {type(clf).__name__}")
 
 
 def _umask() -> int:
@@ -375,7 +411,7 @@ def _read(path: str) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise SkdermError(f"{path!r} is not a readable skderm model file (truncated, damaged "
                           f"or another kind of file): {str(exc).splitlines()[0]}") from exc
-    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, FORMAT_ENSEMBLE):
+    if not isinstance(payload, dict) or payload.get("format") not in _FORMATS:
         raise SkdermError(f"{path!r} is not a skderm model file (it has no "
                           f"'format': {FORMAT!r} entry); write models with skderm.save_model "
                           "or `skderm train --out`")
@@ -427,10 +463,12 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
 
     Returns
     -------
-    clf : LesionClassifier or VotingClassifier
+    clf : LesionClassifier, VotingClassifier or LesionLevelClassifier
         Fitted, in eval mode; ``predict_proba`` gives the saved model's
         output. A file saved from a soft-voting ensemble loads as a fitted
-        :class:`~sklearn.ensemble.VotingClassifier` of LesionClassifiers.
+        :class:`~sklearn.ensemble.VotingClassifier` of LesionClassifiers, one
+        saved from a :class:`~skderm.decision.LesionLevelClassifier` as that
+        wrapper, with its pooling, shift and class frequencies.
 
     Raises
     ------
@@ -444,9 +482,31 @@ def load_model(path: str | os.PathLike, *, trust: bool = False):
     payload = _read(path)
     _check_version(payload, path)
     _check_integrity(payload, path)
+    return _load(payload, path)
+
+
+def _load(payload: dict, path: str):
+    if payload["format"] == FORMAT_LESION_LEVEL:
+        return _load_lesion_level(payload, path)
     if payload["format"] == FORMAT_ENSEMBLE:
         return _load_ensemble(payload, path)
     return _load_member(payload, path)
+
+
+def _load_lesion_level(payload: dict, path: str):
+    from skderm.decision import LesionLevelClassifier
+
+    inner = payload["estimator"]
+    if not isinstance(inner, dict) or inner.get("format") not in (FORMAT, FORMAT_ENSEMBLE):
+        raise SkdermError(f"{path!r}: its LesionLevelClassifier wraps no LesionClassifier or "
+                          "ensemble; write it with skderm.save_model")
+    estimator = _load(inner, path)
+    clf = LesionLevelClassifier(estimator, **payload["decision"])
+    # what fit sets, from the saved model and labels
+    clf.estimator_ = estimator
+    clf.classes_ = np.asarray(payload["classes"])
+    clf.class_prior_ = np.asarray(payload["class_prior"], dtype=float)
+    return clf
 
 
 def _load_ensemble(payload: dict, path: str):

@@ -291,3 +291,54 @@ def test_save_refuses_hard_votes_other_members_and_unfitted_votes(fitted_vote, t
     with pytest.raises(TypeError, match="'dummy' \\(DummyClassifier\\)"):
         save_model(mixed, tmp_path / "v.skderm")
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------
+# skderm.decision.LesionLevelClassifier around a model or an ensemble
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("inner", ["model", "vote"])
+def test_a_lesion_level_wrapper_round_trips_with_its_decision_rule(inner, fitted, fitted_vote,
+                                                                   tiny_lesions, tmp_path):
+    from sklearn.ensemble import VotingClassifier
+
+    from skderm.decision import LesionLevelClassifier
+
+    X, y = tiny_lesions.data, tiny_lesions.target
+    estimator = fitted if inner == "model" else fitted_vote
+    # what fit sets, on the already-fitted model (fitting it again would cost a training)
+    wrapper = LesionLevelClassifier(estimator, pooling="geometric", prior_shift=2.0)
+    wrapper.estimator_, wrapper.classes_ = estimator, estimator.classes_
+    wrapper.class_prior_ = np.array([np.mean(y == c) for c in estimator.classes_])
+    path = save_model(wrapper, tmp_path / "lesion.skderm")
+    loaded = load_model(path)
+    assert isinstance(loaded, LesionLevelClassifier)
+    assert isinstance(loaded.estimator_, VotingClassifier if inner == "vote" else LesionClassifier)
+    assert loaded.get_params(deep=False)["pooling"] == "geometric"
+    assert (loaded.prior_shift, loaded.group_column) == (2.0, "lesion_id")
+    np.testing.assert_allclose(loaded.class_prior_, wrapper.class_prior_)
+    np.testing.assert_array_equal(loaded.classes_, wrapper.classes_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), wrapper.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), wrapper.predict(X))
+    # the shift is in the file: the loaded model does not predict as the plain argmax
+    assert (loaded.predict(X) != loaded.classes_[loaded.predict_proba(X).argmax(1)]).any()
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["format"] == "skderm-lesion-level"
+    assert payload["estimator"]["format"] == ("skderm-ensemble" if inner == "vote"
+                                              else "skderm-model")
+    payload["decision"]["prior_shift"] = 0.0
+    torch.save(payload, tmp_path / "edited.skderm")
+    with pytest.raises(SkdermError, match="failed its integrity check"):
+        load_model(tmp_path / "edited.skderm")
+
+
+def test_save_refuses_an_unfitted_or_nested_lesion_level_wrapper(fitted, tmp_path):
+    from skderm.decision import LesionLevelClassifier
+
+    with pytest.raises(NotFittedError):
+        save_model(LesionLevelClassifier(fitted), tmp_path / "w.skderm")
+    outer = LesionLevelClassifier(LesionLevelClassifier(fitted))
+    outer.estimator_ = LesionLevelClassifier(fitted)
+    with pytest.raises(TypeError, match="not one wrapped in another"):
+        save_model(outer, tmp_path / "w.skderm")
+    assert not list(tmp_path.iterdir())
