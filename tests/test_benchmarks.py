@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -292,3 +293,58 @@ def test_bench_mixing_refuses_variants_it_cannot_compare(capsys):
         with pytest.raises(SystemExit):
             bench.main(["--data", "unused", "--variants", bad])
         assert f"--variants {bad!r}: give two of ham10000_cv.py's" in capsys.readouterr().err
+
+
+def test_decision_rule_cross_fits_the_shift_and_pools_as_the_package_does(tmp_path):
+    import pandas as pd
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skderm.decision import LesionLevelClassifier
+
+    bench = _load("decision_rule")
+    rng = np.random.default_rng(0)
+    lesion = np.repeat(np.arange(60), 2)
+    y = np.where(rng.random(60) < 0.7, "nv", "mel")[lesion]
+    classes = np.array(["mel", "nv"])
+    logits = rng.normal(size=(len(y), 2)) + 1.2 * (y[:, None] == classes)
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    oof = tmp_path / "oof"
+    oof.mkdir()
+    tests = np.array_split(np.arange(len(y)), 3)  # whole lesions: pairs never straddle a fold
+    for k, test in enumerate(tests):
+        np.savez(oof / f"m_fold{k}.npz", test=test, proba=proba[test], classes=classes)
+    groups = np.array([f"L{i}" for i in lesion], dtype=object)
+    shifts = [-1.0, 0.0, 1.0]
+    rows = bench.evaluate("m", y, groups, shifts, 3, oof, ["sum", "margin"], (0.8, 0.7),
+                          n_boot=50)
+    assert [(r["view"], r["criterion"]) for r in rows] == [
+        (v, c) for v in ("image", "lesion") for c in ("none (t = 0)", "sum", "margin")]
+    # a fold's shift is the one the other folds score best at, by the criterion
+    scores = bench.fold_scores(y, groups, [(t, classes, proba[t]) for t in tests], shifts,
+                               "lesion")
+    best_on_others = [shifts[int(np.argmax(np.delete(scores, k, 0).mean(0).sum(1)))]
+                      for k in range(3)]
+    lesion_sum = rows[4]
+    assert lesion_sum["shifts"] == best_on_others
+    # each fold's score is what LesionLevelClassifier predicts at that shift
+    for k, test in enumerate(tests):
+        X = pd.DataFrame({"p0": proba[test, 0], "p1": proba[test, 1], "lesion_id": groups[test]})
+        train = np.setdiff1d(np.arange(len(y)), test)
+        clf = LesionLevelClassifier(_ColumnProba(), prior_shift=lesion_sum["shifts"][k])
+        clf.fit(X, y[train])
+        assert lesion_sum["bacc"][k] == pytest.approx(balanced_accuracy_score(y[test],
+                                                                              clf.predict(X)))
+    assert "| m | per lesion | sum |" in bench.markdown(rows)
+    with pytest.raises(ValueError, match="criterion 'best'"):
+        bench.cross_fit(scores, shifts, "best")
+
+
+class _ColumnProba(ClassifierMixin, BaseEstimator):
+    """A classifier whose probabilities of mel and nv are X's columns p0 and p1."""
+
+    def fit(self, X, y):
+        self.classes_ = np.array(["mel", "nv"])
+        return self
+
+    def predict_proba(self, X):
+        return X[["p0", "p1"]].to_numpy()
