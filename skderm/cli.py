@@ -15,7 +15,9 @@ Subcommands:
     Train a LesionClassifier (``--recipe vote``: a soft vote of three; the
     default ``--recipe auto`` is that vote where a CUDA GPU trains, else the
     ``"cpu"`` recipe) on a HAM10000 folder and save it
-    (:func:`skderm.persistence.save_model`).
+    (:func:`skderm.persistence.save_model`). Both recipes' models decide per
+    lesion with their measured prior shift
+    (:class:`~skderm.LesionLevelClassifier`) unless ``--decision image``.
 ``skderm predict --model MODEL IMAGE_OR_DIR... [--csv OUT] [--format plain|isic]``
     Class probabilities per image; ``--format isic`` writes the ISIC 2018
     Task 3 submission format.
@@ -261,12 +263,54 @@ def _make_classifier(args):
     if checkpoint_dir is not None:
         given["checkpoint_dir"] = checkpoint_dir
     if name not in ENSEMBLES:
-        return _recipe_classifier(args, name, RECIPES[name], given, params)
-    from sklearn.ensemble import VotingClassifier
+        model = _recipe_classifier(args, name, RECIPES[name], given, params)
+    else:
+        from sklearn.ensemble import VotingClassifier
 
-    members = [(member, _recipe_classifier(args, f"{name}: {member}", recipe, given, params))
-               for member, recipe in member_recipes(name)]
-    return VotingClassifier(members, voting="soft")
+        model = VotingClassifier(
+            [(member, _recipe_classifier(args, f"{name}: {member}", recipe, given, params))
+             for member, recipe in member_recipes(name)], voting="soft")
+    return _with_decision(args, name, model)
+
+
+def _with_decision(args, name: str, model):
+    """``model`` inside LesionLevelClassifier with the recipe's measured rule (--decision lesion)."""
+    from skderm.decision import LesionLevelClassifier
+    from skderm.recipes import LESION_DECISIONS
+
+    if args.decision == "image" or name not in LESION_DECISIONS:
+        return model
+    return LesionLevelClassifier(model, prior_shift=LESION_DECISIONS[name])
+
+
+def _unwrapped(clf):
+    """The model inside a LesionLevelClassifier (the fitted one once it is fitted), else clf."""
+    from skderm.decision import LesionLevelClassifier
+
+    if isinstance(clf, LesionLevelClassifier):
+        return getattr(clf, "estimator_", clf.estimator)
+    return clf
+
+
+def _pooling_column(clf) -> str | None:
+    """The column a LesionLevelClassifier pools images by, or None."""
+    from skderm.decision import LesionLevelClassifier
+
+    if isinstance(clf, LesionLevelClassifier) and clf.pooling is not None:
+        return clf.group_column
+    return None
+
+
+def _decision_note(clf) -> str:
+    """`` (deciding per lesion ..., prior shift ...)`` for a LesionLevelClassifier, else ``""``."""
+    return f" ({_describe(clf).rpartition('; ')[2]})" if _unwrapped(clf) is not clf else ""
+
+
+def _labels(clf, proba):
+    """The labels ``clf.predict`` gives, from the probabilities it gave."""
+    if hasattr(clf, "decide"):  # LesionLevelClassifier: the prior shift
+        return clf.decide(proba)
+    return clf.classes_[proba.argmax(axis=1)]
 
 
 def _auto_recipe(device) -> str:
@@ -298,6 +342,7 @@ def _recipe_classifier(args, label: str, recipe: dict, given: dict, params: dict
 def _named_members(clf) -> list[tuple[str, object]]:
     """``[(name, LesionClassifier)]`` of a model: ``[("", clf)]``, or a
     VotingClassifier's members (fitted ones once it is fitted)."""
+    clf = _unwrapped(clf)
     if not hasattr(clf, "estimators"):
         return [("", clf)]
     named = [(name, est) for name, est in clf.estimators if est != "drop"]
@@ -326,6 +371,11 @@ def _metadata_columns(clf) -> list:
 
 
 def _describe(clf) -> str:
+    inner = _unwrapped(clf)
+    if inner is not clf:
+        column = _pooling_column(clf)
+        how = f"per lesion (each {column}'s images pooled)" if column else "per image"
+        return f"{_describe(inner)}; deciding {how}, prior shift {clf.prior_shift:+g}"
     if hasattr(clf, "estimators"):
         return "a soft vote of " + ", ".join(f"{name}: {_describe(est)}"
                                              for name, est in _named_members(clf))
@@ -370,8 +420,10 @@ def _image_files(items: list[str]) -> list[str]:
     return files
 
 
-def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: str):
-    """A frame of ``files`` and their ``columns`` from ``csv``, matched on image_id = file stem."""
+def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: str,
+                   optional: list[str] = ()):
+    """A frame of ``files`` and their ``columns`` from ``csv``, matched on image_id = file stem;
+    the ``optional`` columns too where the CSV has them."""
     import pandas as pd
 
     from skderm.datasets import _parse_age
@@ -391,6 +443,8 @@ def _with_metadata(files: list[str], csv: str, columns: list[str], path_column: 
     if absent:
         raise DatasetError(f"metadata file {csv!r} has no column(s) {absent}; it has "
                            f"{list(table.columns)} (the model needs image_id and {columns})")
+    columns = [*columns, *(c for c in optional if c in table.columns and c not in columns)]
+    wanted = ["image_id", *columns]
     for column in wanted:
         table[column] = table[column].str.strip()
     if "age" in columns:
@@ -436,26 +490,32 @@ def cmd_predict(args) -> int:
     clf = load_model(args.model)
     files = _image_files(args.images)
     columns = _metadata_columns(clf)
-    if columns:
-        if not args.metadata:
-            raise ValueError(f"model {args.model!r} also reads metadata columns "
-                             f"{columns}, which image files do not carry; "
-                             "pass --metadata CSV (an image_id column naming each image's file "
-                             "stem, plus those columns: HAM10000_metadata.csv has them)")
-        X = _with_metadata(files, args.metadata, columns, _members(clf)[0].path_column)
+    group = _pooling_column(clf)
+    if columns and not args.metadata:
+        raise ValueError(f"model {args.model!r} also reads metadata columns "
+                         f"{columns}, which image files do not carry; "
+                         "pass --metadata CSV (an image_id column naming each image's file "
+                         "stem, plus those columns: HAM10000_metadata.csv has them)")
+    if args.metadata and (columns or group):
+        X = _with_metadata(files, args.metadata, columns, _members(clf)[0].path_column,
+                           optional=[group] if group else [])
     else:
         if args.metadata:
             # stderr: the table may be going to stdout
             print(f"note: model {args.model!r} reads no metadata; --metadata ignored",
                   file=sys.stderr)
         X = files
+    if group and not (hasattr(X, "columns") and group in X.columns):
+        print(f"note: model {args.model!r} pools each lesion's images, but these images come "
+              f"without a {group!r} (pass --metadata with that column to pool them); deciding "
+              "image by image", file=sys.stderr)
+        clf.set_params(group_column=None)
     proba = clf.predict_proba(X)
     if args.format == "isic":
         stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
         table = _isic_frame(stems, proba, clf.classes_)
     else:
-        table = pd.DataFrame({"image": files,
-                              "prediction": clf.classes_[proba.argmax(axis=1)]})
+        table = pd.DataFrame({"image": files, "prediction": _labels(clf, proba)})
         for j, c in enumerate(clf.classes_):
             table[str(c)] = proba[:, j]
     if args.csv:
@@ -527,13 +587,14 @@ def cmd_evaluate(args) -> int:
     clf = load_model(args.model)
     data = load_ham10000(args.data)
     proba = clf.predict_proba(data.data)
-    y_pred = clf.classes_[proba.argmax(axis=1)]
+    y_pred = _labels(clf, proba)
     y_true = data.target.to_numpy()
     report = classification_report_frame(y_true, y_pred, proba, classes=clf.classes_)
     written = _write_report(args, args.out, y_true, y_pred, proba, clf.classes_, report)
     metrics = _metrics_dict(report, len(y_true))
+    decided = _decision_note(clf)
     print(f"{len(y_true)} images: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
-          f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}")
+          f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}{decided}")
     _log(args, f"wrote {', '.join(written)} to {args.out}")
     return 0
 
@@ -586,7 +647,7 @@ def cmd_cv(args) -> int:
     bacc, mcc = table["balanced_accuracy"], table["mcc"]
     print(f"balanced accuracy {bacc.mean():.3f} +/- {np.std(bacc, ddof=1):.3f}   "
           f"MCC {mcc.mean():.3f} +/- {np.std(mcc, ddof=1):.3f}   "
-          f"(chance balanced accuracy {1 / y.nunique():.3f})")
+          f"(chance balanced accuracy {1 / y.nunique():.3f}){_decision_note(template)}")
     return 0
 
 
@@ -608,6 +669,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "EfficientNet-Lite2 at 240x320: 4-5 hours on 2 CPU cores, about 10 "
                         "minutes on an H100; the options below apply to each); 'defaults' is "
                         "LesionClassifier's defaults; the options below override it")
+    p.add_argument("--decision", choices=("lesion", "image"), default="lesion",
+                   help="'lesion' (default): the 'cpu' and 'vote' recipes' models decide per "
+                        "lesion, as measured best (skderm.recipes.LESION_DECISIONS: each "
+                        "lesion_id's images pooled, then a prior shift towards the frequent "
+                        "classes; predict pools when --metadata has lesion_id, else decides "
+                        "image by image with the shift); 'image': every image on its own by "
+                        "the model's argmax (other recipes always decide so)")
     p.add_argument("--backbone", default=None,
                    help="a name from `skderm backbones` (default: the recipe's)")
     p.add_argument("--weights", default=None,

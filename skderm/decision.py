@@ -198,7 +198,16 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The label of ``argmax(log p - prior_shift * log class_prior_)`` per image."""
-        proba = self.predict_proba(X)
+        return self.decide(self.predict_proba(X))
+
+    def decide(self, proba):
+        """Labels from probabilities :meth:`predict_proba` returned, as :meth:`predict` gives.
+
+        For callers that need both (a report of probabilities and labels)
+        without running the network twice.
+        """
+        check_is_fitted(self, "estimator_")
+        self._check_params()
         return self.classes_[shifted_argmax(proba, self.class_prior_, self.prior_shift)]
 
     # what the fitted estimator knows of its input, as scikit-learn's meta-estimators expose it

@@ -224,11 +224,19 @@ def test_train_vote_saves_the_three_member_soft_vote(trained_vote, capsys):
     from sklearn.ensemble import VotingClassifier
 
     from skderm.datasets import DX_CLASSES
+    from skderm.decision import LesionLevelClassifier
     from skderm.persistence import load_model
     from skderm.recipes import make_ensemble
 
-    model, _ = trained_vote
-    vote = load_model(model)
+    model, data = trained_vote
+    wrapper = load_model(model)
+    # deciding per lesion with the vote's measured prior shift (--decision lesion, the default)
+    assert isinstance(wrapper, LesionLevelClassifier)
+    assert (wrapper.prior_shift, wrapper.pooling, wrapper.group_column) == (-0.1, "mean",
+                                                                           "lesion_id")
+    np.testing.assert_allclose(wrapper.class_prior_,
+                               data.target.value_counts(normalize=True)[wrapper.classes_])
+    vote = wrapper.estimator_
     assert isinstance(vote, VotingClassifier) and vote.voting == "soft" and vote.weights is None
     assert list(vote.classes_) == list(DX_CLASSES)
     assert list(vote.named_estimators_) == ["cpu", "e24", "lite2"]
@@ -243,7 +251,7 @@ def test_train_vote_saves_the_three_member_soft_vote(trained_vote, capsys):
     assert [len(m.history_) for m in vote.estimators_] == [12, 24, 12]
 
 
-def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path):
+def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path, capsys):
     import json
 
     import pandas as pd
@@ -252,7 +260,7 @@ def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path):
     from skderm.persistence import load_model
 
     model, data = trained_vote
-    vote = load_model(model)
+    vote = load_model(model)  # the LesionLevelClassifier around the soft vote
     out = tmp_path / "pred.csv"
     images = Path(data.directory) / "images"
     assert main(["predict", "--model", str(model), str(images), "--quiet",
@@ -261,9 +269,23 @@ def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path):
                  _metadata_csv(data), "--csv", str(out), "--quiet"]) == 0
     table = pd.read_csv(out)
     frame = data.data.set_index(data.data["path"].map(lambda p: Path(p).name))
-    expected = vote.predict_proba(frame.loc[[Path(p).name for p in table.image]])
+    X = frame.loc[[Path(p).name for p in table.image]]
+    expected = vote.predict_proba(X)  # each lesion's images pooled: the CSV has lesion_id
     np.testing.assert_allclose(table[list(vote.classes_)].to_numpy(), expected, atol=1e-5)
-    assert (table.prediction == vote.classes_[expected.argmax(axis=1)]).all()
+    assert (table.prediction == vote.predict(X)).all()
+    assert (table.groupby(X["lesion_id"].to_numpy())[list(vote.classes_)].nunique() == 1).all(
+        axis=None)
+    # without lesion ids: each image on its own, with the shift, and a note that says so
+    no_lesions = tmp_path / "no_lesions.csv"
+    pd.read_csv(_metadata_csv(data)).drop(columns="lesion_id").to_csv(no_lesions, index=False)
+    assert main(["predict", "--model", str(model), str(images), "--metadata",
+                 str(no_lesions), "--csv", str(out), "--quiet"]) == 0
+    assert "without a 'lesion_id'" in capsys.readouterr().err
+    per_image = load_model(model).set_params(group_column=None)
+    table = pd.read_csv(out)
+    np.testing.assert_allclose(table[list(vote.classes_)].to_numpy(), per_image.predict_proba(X),
+                               atol=1e-5)
+    assert (table.prediction == per_image.predict(X)).all()
     report = tmp_path / "report"
     assert main(["evaluate", "--model", str(model), "--data", data.directory,
                  "--out", str(report), "--quiet"]) == 0
@@ -298,6 +320,32 @@ def test_an_interrupted_vote_resumes_each_member_from_its_own_checkpoint(trained
     X = data.data
     np.testing.assert_allclose(load_model(out).predict_proba(X),
                                load_model(model).predict_proba(X), atol=1e-6)
+
+
+def test_the_cpu_recipe_decides_per_lesion_unless_told_per_image(tiny_lesions, tmp_path, capsys):
+    from skderm import LesionClassifier
+    from skderm.decision import LesionLevelClassifier
+    from skderm.persistence import load_model
+
+    fast = ["--recipe", "cpu", "--backbone", "tiny", "--weights", "none", "--epochs", "1",
+            "--image-size", "32", "32", "--quiet", "--data", tiny_lesions.directory]
+    assert main(["train", *fast, "--out", str(tmp_path / "lesion.skderm")]) == 0
+    wrapper = load_model(tmp_path / "lesion.skderm")
+    assert isinstance(wrapper, LesionLevelClassifier) and wrapper.prior_shift == -0.15
+    assert isinstance(wrapper.estimator_, LesionClassifier)
+    assert main(["train", *fast, "--decision", "image", "--out", str(tmp_path / "img.skderm")]) == 0
+    plain = load_model(tmp_path / "img.skderm")
+    assert isinstance(plain, LesionClassifier)
+    # the same network either way: only the decision differs
+    X = tiny_lesions.data
+    np.testing.assert_allclose(plain.predict_proba(X), wrapper.set_params(
+        group_column=None).estimator_.predict_proba(X), atol=1e-6)
+    # evaluate says how the wrapped model decided
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "lesion.skderm"), "--data",
+                 tiny_lesions.directory, "--out", str(tmp_path / "report")]) == 0
+    assert "deciding per lesion (each lesion_id's images pooled), prior shift -0.15" in (
+        capsys.readouterr().out)
 
 
 def test_cv_of_the_vote_reports_each_members_epochs(tiny_lesions, tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skderm.cli import _make_classifier, build_parser
+from skderm.cli import _make_classifier, _unwrapped, build_parser
 from skderm.recipes import RECIPES, make_recipe
 
 # run settings that the command line sets itself
@@ -13,6 +13,11 @@ _RUN = {"verbose", "progress_bar", "checkpoint_dir", "random_state"}
 
 def _model_params(clf) -> dict:
     return {k: v for k, v in clf.get_params(deep=False).items() if k not in _RUN}
+
+
+def _network(args):
+    """What the command line trains, inside the LesionLevelClassifier it may wrap it in."""
+    return _unwrapped(_make_classifier(args))
 
 
 def test_make_recipe_applies_the_recipe_and_overrides():
@@ -33,6 +38,14 @@ def test_unknown_recipe_names_the_choices():
 def test_cli_without_options_builds_the_cpu_recipe(command, tmp_path):
     extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
     args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
+    built = _make_classifier(args)
+    # deciding per lesion with the recipe's measured prior shift
+    assert type(built).__name__ == "LesionLevelClassifier"
+    assert (built.prior_shift, built.pooling) == (-0.15, "mean")
+    assert _model_params(built.estimator) == _model_params(make_recipe("cpu"))
+    # --decision image: the network alone
+    args = build_parser().parse_args([command, "--data", str(tmp_path), *extra,
+                                      "--decision", "image"])
     assert _model_params(_make_classifier(args)) == _model_params(make_recipe("cpu"))
 
 
@@ -47,7 +60,9 @@ def test_cli_without_options_on_a_cuda_machine_builds_the_vote(command, tmp_path
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
     args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
-    vote = _make_classifier(args)
+    built = _make_classifier(args)
+    assert built.prior_shift == -0.1
+    vote = built.estimator
     assert isinstance(vote, VotingClassifier) and vote.voting == "soft"
     expected = make_ensemble("vote").estimators
     assert [n for n, _ in vote.estimators] == [n for n, _ in expected]
@@ -57,7 +72,7 @@ def test_cli_without_options_on_a_cuda_machine_builds_the_vote(command, tmp_path
     # a run pinned to the CPU gets the one-network recipe, as does --recipe cpu
     for options in (["--param", "device=cpu"], ["--recipe", "cpu"]):
         args = build_parser().parse_args([command, "--data", str(tmp_path), *extra, *options])
-        clf = _make_classifier(args)
+        clf = _network(args)
         assert _model_params(clf) == _model_params(make_recipe("cpu", **(
             {"device": "cpu"} if "--param" in options else {})))
 
@@ -81,7 +96,7 @@ def test_cli_options_override_the_recipe(tmp_path):
     args = build_parser().parse_args(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "4",
          "--backbone", "tiny", "--image-size", "32", "48", "--param", "class_weight=None"])
-    params = _make_classifier(args).get_params()
+    params = _network(args).get_params()
     assert (params["max_epochs"], params["backbone"], params["image_size"]) == (4, "tiny", (32, 48))
     assert params["class_weight"] is None and params["lr_schedule"] == "cosine"
     defaults = build_parser().parse_args(
@@ -141,8 +156,45 @@ def test_cpu_recipe_freezes_lite0_layers_only_for_lite0(tmp_path, capsys):
     assert make_recipe("cpu", backbone="tiny", freeze_until="1").freeze_until == "1"
     common = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
               "--backbone", "tiny"]
-    clf = _make_classifier(build_parser().parse_args(common))
+    clf = _network(build_parser().parse_args(common))
     assert clf.freeze_until is None
     assert "freeze_until='blocks.3' is a layer of tf_efficientnet_lite0" in capsys.readouterr().out
-    clf = _make_classifier(build_parser().parse_args([*common, "--param", "freeze_until='1'"]))
+    clf = _network(build_parser().parse_args([*common, "--param", "freeze_until='1'"]))
     assert clf.freeze_until == "1"
+
+
+def test_make_lesion_level_wraps_the_recipe_with_its_measured_shift():
+    from sklearn.ensemble import VotingClassifier
+
+    from skderm import LesionClassifier, LesionLevelClassifier
+    from skderm.recipes import LESION_DECISIONS, make_ensemble, make_lesion_level
+
+    vote = make_lesion_level("vote", random_state=3)
+    assert isinstance(vote, LesionLevelClassifier) and vote.prior_shift == LESION_DECISIONS["vote"]
+    assert isinstance(vote.estimator, VotingClassifier)
+    assert [_model_params(m) for _, m in vote.estimator.estimators] == [
+        _model_params(m) for _, m in make_ensemble("vote", random_state=3).estimators]
+    cpu = make_lesion_level("cpu", max_epochs=3)
+    assert isinstance(cpu.estimator, LesionClassifier) and cpu.estimator.max_epochs == 3
+    assert cpu.prior_shift == LESION_DECISIONS["cpu"] and cpu.group_column == "lesion_id"
+    with pytest.raises(ValueError, match=r"recipe 'gpu' has no measured per-lesion decision rule"):
+        make_lesion_level("gpu")
+
+
+def test_the_recipes_shifts_are_the_ones_decision_rule_measured():
+    """LESION_DECISIONS holds what benchmarks/results/decision_rule.json reports."""
+    import json
+    from pathlib import Path
+
+    from skderm.recipes import LESION_DECISIONS
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    rows = json.loads((results / "decision_rule.json").read_text())["rows"]
+    vote = {r["criterion"]: r["shifts"] for r in rows
+            if r["recipe"] == "ensemble_cpu_e24_lite2" and r["view"] == "lesion"}
+    # every fold's other folds chose the vote's shift, by both criteria
+    assert vote["sum"] == vote["margin"] == [LESION_DECISIONS["vote"]] * 5
+    cpu = [r for r in rows if r["recipe"] == "finetune_192_meta_all_fu3_la_mix04_cut10_tc"
+           and r["view"] == "lesion" and r["criterion"] == "margin"][0]["shifts"]
+    # the shift most folds' other folds chose
+    assert max(set(cpu), key=cpu.count) == LESION_DECISIONS["cpu"]
