@@ -1,6 +1,6 @@
 """Choose the decision rule on held-out folds: per image or per lesion, and the prior shift.
 
-    python benchmarks/decision_rule.py --data ../shared/ham10000 \\
+    python benchmarks/decision_rule.py --data ../shared/ham10000 --fixed=-0.1,-0.15 \\
         --recipes ensemble_cpu_e24_lite2,finetune_192_meta_all_fu3_la_mix04_cut10_tc
 
 Reads the out-of-fold probabilities that ``ham10000_cv.py`` saved
@@ -17,7 +17,8 @@ fold's labels choose its own rule. ``--criterion`` says what "best" is:
 accuracy - ``bars[0]`` and MCC - ``bars[1]``, for a pair of targets; see
 ``--bars``). When every fold's complement picks the same ``t``, that fixed
 rule scores exactly what the table reports. ``t = 0`` rows are the recipes'
-own predictions, for reference. Results go to
+own predictions, for reference; ``--fixed`` adds rows for shifts decided in
+advance (those of :data:`skderm.recipes.LESION_DECISIONS`). Results go to
 ``benchmarks/results/decision_rule.{json,md}``.
 """
 
@@ -108,24 +109,36 @@ def _intervals(y, groups, folds, predictions, index, n_boot: int) -> dict:
             "mcc_ci": [float(boot.loc["mcc", "low"]), float(boot.loc["mcc", "high"])]}
 
 
+def _fixed(recipe, view, scores, at: int, shift: float, label: str) -> dict:
+    """The row of one shift applied to every fold."""
+    s = scores[:, at]
+    n = len(scores)
+    return {"recipe": recipe, "view": view, "criterion": label, "shifts": [shift] * n,
+            "shift_index": [at] * n, "bacc": s[:, 0].tolist(), "mcc": s[:, 1].tolist(),
+            "bacc_mean": float(s[:, 0].mean()), "bacc_sd": float(s[:, 0].std(ddof=1)),
+            "mcc_mean": float(s[:, 1].mean()), "mcc_sd": float(s[:, 1].std(ddof=1))}
+
+
 def evaluate(recipe: str, y, groups, shifts, n_folds: int, oof: Path, criteria, bars,
-             n_boot: int = 1000) -> list:
+             n_boot: int = 1000, fixed=()) -> list:
+    """Rows of ``recipe``: per view, t = 0, each criterion's cross-fitted shift, and each
+    ``fixed`` shift applied to every fold (a rule decided in advance, e.g. a recipe's)."""
     ops = _operating_points()
     folds = [ops._fold_proba(oof, recipe, k) for k in range(n_folds)]
     rows = []
+    grid = [*shifts, 0.0, *fixed]
     for view in VIEWS:
         predictions = []
-        scores = fold_scores(y, groups, folds, list(shifts) + [0.0], view, predictions)
-        own = scores[:, -1]
-        rows.append({"recipe": recipe, "view": view, "criterion": "none (t = 0)",
-                     "shifts": [0.0] * n_folds, "shift_index": [len(shifts)] * n_folds,
-                     "bacc": own[:, 0].tolist(), "mcc": own[:, 1].tolist(),
-                     "bacc_mean": float(own[:, 0].mean()), "bacc_sd": float(own[:, 0].std(ddof=1)),
-                     "mcc_mean": float(own[:, 1].mean()), "mcc_sd": float(own[:, 1].std(ddof=1))})
+        scores = fold_scores(y, groups, folds, grid, view, predictions)
+        start = len(rows)
+        rows.append(_fixed(recipe, view, scores, len(shifts), 0.0, "none (t = 0)"))
         for criterion in criteria:
             rows.append({"recipe": recipe, "view": view, "criterion": criterion,
-                         **cross_fit(scores[:, :-1], shifts, criterion, bars)})
-        for row in rows[-1 - len(criteria):]:
+                         **cross_fit(scores[:, :len(shifts)], shifts, criterion, bars)})
+        for j, t in enumerate(fixed):
+            rows.append(_fixed(recipe, view, scores, len(shifts) + 1 + j, float(t),
+                               f"fixed t = {t:+g}"))
+        for row in rows[start:]:
             row.update(_intervals(y, groups, folds, predictions, row["shift_index"], n_boot))
     return rows
 
@@ -155,6 +168,10 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--shifts", default=",".join(map(str, SHIFTS)),
                    help="comma-separated shifts t to choose from; write --shifts=-0.5,0 when "
                         "the first is negative")
+    p.add_argument("--fixed", default="",
+                   help="comma-separated shifts also scored as fixed rules on every fold "
+                        "(skderm.recipes.LESION_DECISIONS' -0.1 and -0.15); write "
+                        "--fixed=-0.1 when the first is negative")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--oof", default=str(RESULTS / "oof"))
     p.add_argument("--out", default=str(RESULTS))
@@ -162,8 +179,10 @@ def main(argv=None) -> list[dict]:
     try:
         shifts = [float(t) for t in args.shifts.split(",")]
         bars = tuple(float(b) for b in args.bars.split(","))
+        fixed = [float(t) for t in args.fixed.split(",") if t.strip()]
     except ValueError:
-        p.error(f"--shifts {args.shifts!r} / --bars {args.bars!r}: give comma-separated numbers")
+        p.error(f"--shifts {args.shifts!r} / --bars {args.bars!r} / --fixed {args.fixed!r}: "
+                "give comma-separated numbers")
     if len(bars) != 2:
         p.error(f"--bars {args.bars!r}: give two numbers, balanced accuracy then MCC")
     criteria = args.criteria.split(",")
@@ -174,7 +193,8 @@ def main(argv=None) -> list[dict]:
     y, groups = np.asarray(data.target), np.asarray(data.groups, dtype=object)
     rows = []
     for recipe in args.recipes.split(","):
-        rows += evaluate(recipe, y, groups, shifts, args.folds, Path(args.oof), criteria, bars)
+        rows += evaluate(recipe, y, groups, shifts, args.folds, Path(args.oof), criteria, bars,
+                         fixed=fixed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "decision_rule.json").write_text(json.dumps(

@@ -335,6 +335,11 @@ def test_decision_rule_cross_fits_the_shift_and_pools_as_the_package_does(tmp_pa
         assert lesion_sum["bacc"][k] == pytest.approx(balanced_accuracy_score(y[test],
                                                                               clf.predict(X)))
     assert "| m | per lesion | sum |" in bench.markdown(rows)
+    # a fixed shift (a recipe's) is scored on every fold as it is
+    fixed = bench.evaluate("m", y, groups, shifts, 3, oof, ["sum"], (0.8, 0.7), n_boot=50,
+                           fixed=(1.0,))
+    row = [r for r in fixed if r["view"] == "lesion" and r["criterion"] == "fixed t = +1"][0]
+    assert row["shifts"] == [1.0] * 3 and row["bacc"] == pytest.approx(scores[:, 2, 0].tolist())
     with pytest.raises(ValueError, match="criterion 'best'"):
         bench.cross_fit(scores, shifts, "best")
 
