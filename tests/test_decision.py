@@ -237,3 +237,31 @@ def test_around_a_lesion_classifier_and_its_oversampling_pipeline(tiny_lesions):
     assert set(pred) <= set(clf.classes_)
     assert (pred.groupby(X["lesion_id"].to_numpy()).nunique() == 1).all()
     assert tiny_lesions.groups.nunique() < len(y)  # some lesions have several images
+
+
+def test_the_votes_saved_folds_decided_per_lesion_score_what_the_benchmark_reports(ham10000_root):
+    """The shipped rule (make_lesion_level("vote")'s shift) on the vote's saved out-of-fold
+    probabilities gives benchmarks/results/decision_rule.json's per-lesion figures."""
+    import json
+    from pathlib import Path
+
+    from skderm import load_ham10000
+    from skderm.recipes import LESION_DECISIONS
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    data = load_ham10000(ham10000_root)
+    rows = json.loads((results / "decision_rule.json").read_text())["rows"]
+    reported = [r for r in rows if r["recipe"] == "ensemble_cpu_e24_lite2"
+                and r["view"] == "lesion" and r["criterion"] == "margin"][0]
+    y = data.target.to_numpy()
+    for k in range(5):
+        with np.load(results / "oof" / f"ensemble_cpu_e24_lite2_fold{k}.npz") as z:
+            test, classes, proba = z["test"], z["classes"], z["proba"]
+        X = _table(proba, data.groups.to_numpy()[test])
+        train = np.setdiff1d(np.arange(len(y)), test)
+        clf = LesionLevelClassifier(FixedProba(), prior_shift=LESION_DECISIONS["vote"])
+        pred = clf.fit(X.iloc[:0], y[train]).predict(X)  # FixedProba ignores X: fit records y
+        assert list(clf.classes_) == list(classes)
+        assert balanced_accuracy_score(y[test], pred) == pytest.approx(reported["bacc"][k])
+        assert matthews_corrcoef(y[test], pred) == pytest.approx(reported["mcc"][k])
+    assert np.mean(reported["bacc"]) >= 0.80 and np.mean(reported["mcc"]) >= 0.70
