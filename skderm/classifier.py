@@ -712,7 +712,9 @@ class LesionClassifier(NeuralNetClassifier):
         return np.asarray(enc, dtype=np.float32)
 
     def _dataset(self, X, y=None, *, fit: bool = False) -> LesionDataset:
-        inp = parse_X(X, path_column=self.path_column, group_column=self.group_column,
+        # lesion ids serve the internal split only: images to predict (no y) may lack them
+        inp = parse_X(X, path_column=self.path_column,
+                      group_column=self.group_column if y is not None else None,
                       require_metadata=list(self.metadata_columns or []))
         if inp.n == 0:
             raise DatasetError("X is empty: it holds no images; pass at least one row")

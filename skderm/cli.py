@@ -505,6 +505,9 @@ def cmd_predict(args) -> int:
             print(f"note: model {args.model!r} reads no metadata; --metadata ignored",
                   file=sys.stderr)
         X = files
+    if group and hasattr(X, "columns") and group in X.columns:
+        # the CSV is read as text: an empty id is a missing one, an image on its own
+        X[group] = X[group].where(X[group] != "", None)
     if group and not (hasattr(X, "columns") and group in X.columns):
         print(f"note: model {args.model!r} pools each lesion's images, but these images come "
               f"without a {group!r} (pass --metadata with that column to pool them); deciding "

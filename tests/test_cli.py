@@ -275,6 +275,18 @@ def test_predict_and_evaluate_read_a_vote(trained_vote, tmp_path, capsys):
     assert (table.prediction == vote.predict(X)).all()
     assert (table.groupby(X["lesion_id"].to_numpy())[list(vote.classes_)].nunique() == 1).all(
         axis=None)
+    # an empty lesion_id is a missing one: that image is decided on its own
+    table = pd.read_csv(_metadata_csv(data))
+    table["lesion_id"] = table["lesion_id"].astype(object)
+    table.loc[:9, "lesion_id"] = ""
+    some_missing = tmp_path / "some_missing.csv"
+    table.to_csv(some_missing, index=False)
+    assert main(["predict", "--model", str(model), str(images), "--metadata",
+                 str(some_missing), "--csv", str(out), "--quiet"]) == 0
+    partial = X.assign(lesion_id=X.index.map(
+        dict(zip(table.image_id + ".jpg", table.lesion_id.replace("", None), strict=True))))
+    np.testing.assert_allclose(pd.read_csv(out)[list(vote.classes_)].to_numpy(),
+                               vote.predict_proba(partial), atol=1e-5)
     # without lesion ids: each image on its own, with the shift, and a note that says so
     no_lesions = tmp_path / "no_lesions.csv"
     pd.read_csv(_metadata_csv(data)).drop(columns="lesion_id").to_csv(no_lesions, index=False)

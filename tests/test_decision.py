@@ -237,6 +237,13 @@ def test_around_a_lesion_classifier_and_its_oversampling_pipeline(tiny_lesions):
     assert set(pred) <= set(clf.classes_)
     assert (pred.groupby(X["lesion_id"].to_numpy()).nunique() == 1).all()
     assert tiny_lesions.groups.nunique() < len(y)  # some lesions have several images
+    # an image without a lesion id is predicted on its own (LesionClassifier needs ids at fit
+    # only, for its internal split)
+    partial = X.assign(lesion_id=X["lesion_id"].where(X.index >= 10, None))
+    proba = clf.predict_proba(partial)
+    np.testing.assert_allclose(proba[:10], clf.estimator_.predict_proba(partial.iloc[:10]),
+                               atol=1e-6)
+    np.testing.assert_allclose(proba[10:], clf.predict_proba(X.iloc[10:]), atol=1e-6)
 
 
 def test_the_votes_saved_folds_decided_per_lesion_score_what_the_benchmark_reports(ham10000_root):
