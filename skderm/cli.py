@@ -629,12 +629,16 @@ def cmd_cv(args) -> int:
         clf = clone(template)
         t0 = time.perf_counter()
         clf.fit(X.iloc[train], y.iloc[train])
-        pred = clf.predict(X.iloc[test])
+        fit_seconds = time.perf_counter() - t0
+        pred, image_pred = _fold_predictions(clf, X.iloc[test])
         rows.append({"fold": k, "n_train": len(train), "n_test": len(test),
                      "balanced_accuracy": balanced_accuracy_score(y.iloc[test], pred),
-                     "mcc": matthews_corrcoef(y.iloc[test], pred),
-                     "epochs": _epochs(clf),
-                     "fit_seconds": time.perf_counter() - t0})
+                     "mcc": matthews_corrcoef(y.iloc[test], pred)})
+        if image_pred is not None:  # the same networks' argmax, image by image
+            rows[-1]["balanced_accuracy_image"] = balanced_accuracy_score(y.iloc[test],
+                                                                          image_pred)
+            rows[-1]["mcc_image"] = matthews_corrcoef(y.iloc[test], image_pred)
+        rows[-1].update({"epochs": _epochs(clf), "fit_seconds": fit_seconds})
         _log(args, f"fold {k}: balanced accuracy {rows[-1]['balanced_accuracy']:.3f}, "
                    f"MCC {rows[-1]['mcc']:.3f}")
         if plotting is not None:
@@ -651,7 +655,27 @@ def cmd_cv(args) -> int:
     print(f"balanced accuracy {bacc.mean():.3f} +/- {np.std(bacc, ddof=1):.3f}   "
           f"MCC {mcc.mean():.3f} +/- {np.std(mcc, ddof=1):.3f}   "
           f"(chance balanced accuracy {1 / y.nunique():.3f}){_decision_note(template)}")
+    if "balanced_accuracy_image" in table:
+        bacc, mcc = table["balanced_accuracy_image"], table["mcc_image"]
+        print(f"image by image, argmax: balanced accuracy {bacc.mean():.3f} +/- "
+              f"{np.std(bacc, ddof=1):.3f}   MCC {mcc.mean():.3f} +/- {np.std(mcc, ddof=1):.3f}")
     return 0
+
+
+def _fold_predictions(clf, X):
+    """The model's labels for X and, for a LesionLevelClassifier, its network's own
+    image-by-image argmax (else None), from one pass through the network."""
+    import numpy as np
+
+    from skderm.metrics import average_by_lesion
+
+    inner = _unwrapped(clf)
+    if inner is clf:
+        return clf.predict(X), None
+    proba = inner.predict_proba(X)
+    groups = clf._groups(X)  # what LesionLevelClassifier.predict_proba pools by
+    pooled = proba if groups is None else average_by_lesion(proba, groups, method=clf.pooling)
+    return clf.decide(pooled), np.asarray(inner.classes_)[proba.argmax(axis=1)]
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:

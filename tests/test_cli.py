@@ -352,6 +352,23 @@ def test_the_cpu_recipe_decides_per_lesion_unless_told_per_image(tiny_lesions, t
     X = tiny_lesions.data
     np.testing.assert_allclose(plain.predict_proba(X), wrapper.set_params(
         group_column=None).estimator_.predict_proba(X), atol=1e-6)
+    # cv scores the per-lesion decision and, from the same networks, the image-by-image argmax
+    import pandas as pd
+
+    cv_opts = ["cv", *[o for o in fast if o != "--quiet"], "--folds", "2"]
+    capsys.readouterr()
+    assert main([*cv_opts, "--out", str(tmp_path / "cv")]) == 0
+    printed = capsys.readouterr().out
+    assert "image by image, argmax: balanced accuracy" in printed and "prior shift -0.15" in printed
+    results = pd.read_csv(tmp_path / "cv" / "results.csv")
+    assert {"balanced_accuracy", "mcc", "balanced_accuracy_image", "mcc_image"} <= set(results)
+    assert results[["balanced_accuracy_image", "mcc_image"]].notna().all(axis=None)
+    assert main([*cv_opts, "--decision", "image", "--out", str(tmp_path / "cv_image")]) == 0
+    plain = pd.read_csv(tmp_path / "cv_image" / "results.csv")
+    assert "balanced_accuracy_image" not in plain
+    # the same networks (same seed): --decision image scores what the image columns did
+    np.testing.assert_allclose(plain.balanced_accuracy, results.balanced_accuracy_image)
+    np.testing.assert_allclose(plain.mcc, results.mcc_image)
     # evaluate says how the wrapped model decided
     capsys.readouterr()
     assert main(["evaluate", "--model", str(tmp_path / "lesion.skderm"), "--data",
