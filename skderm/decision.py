@@ -194,7 +194,9 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         proba = self.estimator_.predict_proba(X)
         if groups is None:
             return proba
-        return average_by_lesion(proba, groups, method=self.pooling)
+        pooled = average_by_lesion(proba, groups, method=self.pooling)
+        # the estimator's precision (LesionClassifier's float32), not average_by_lesion's float64
+        return pooled.astype(np.result_type(proba, np.float32), copy=False)
 
     def predict(self, X):
         """The label of ``argmax(log p - prior_shift * log class_prior_)`` per image."""
