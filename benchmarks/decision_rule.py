@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -158,23 +157,17 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
     p.add_argument("--recipes", required=True,
                    help="comma-separated recipes with saved folds (a+b: their soft vote)")
     p.add_argument("--criteria", default="sum,margin",
                    help="comma-separated: sum (bacc + MCC), margin (see --bars)")
     p.add_argument("--bars", default="0.80,0.70",
                    help="balanced accuracy and MCC targets of the margin criterion")
-    p.add_argument("--shifts", default=",".join(map(str, SHIFTS)),
-                   help="comma-separated shifts t to choose from; write --shifts=-0.5,0 when "
-                        "the first is negative")
+    _operating_points().add_fold_arguments(p, SHIFTS, "to choose from")
     p.add_argument("--fixed", default="",
                    help="comma-separated shifts also scored as fixed rules on every fold "
                         "(skderm.recipes.LESION_DECISIONS' -0.1 and -0.15); write "
                         "--fixed=-0.1 when the first is negative")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--oof", default=str(RESULTS / "oof"))
-    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     try:
         shifts = [float(t) for t in args.shifts.split(",")]

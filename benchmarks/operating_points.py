@@ -98,18 +98,23 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_fold_arguments(p: argparse.ArgumentParser, shifts, what: str) -> None:
+    """--data, --shifts, --folds, --oof and --out, shared with decision_rule.py."""
     p.add_argument("--data", default=os.environ.get("SKDERM_HAM10000", "../shared/ham10000"))
-    p.add_argument("--recipes", required=True,
-                   help="comma-separated recipes with saved folds; a+b = their soft vote, "
-                        "name=a+b the same in a row called name")
-    p.add_argument("--shifts", default=",".join(map(str, SHIFTS)),
-                   help="comma-separated shifts t; write --shifts=-0.5,0 when the first "
-                        "is negative")
+    p.add_argument("--shifts", default=",".join(map(str, shifts)),
+                   help=f"comma-separated shifts t {what}; write --shifts=-0.5,0 when the "
+                        "first is negative")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--oof", default=str(RESULTS / "oof"))
     p.add_argument("--out", default=str(RESULTS))
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipes", required=True,
+                   help="comma-separated recipes with saved folds; a+b = their soft vote, "
+                        "name=a+b the same in a row called name")
+    add_fold_arguments(p, SHIFTS, "to score")
     args = p.parse_args(argv)
     try:
         shifts = [float(t) for t in args.shifts.split(",")]
