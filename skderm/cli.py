@@ -301,9 +301,16 @@ def _pooling_column(clf) -> str | None:
     return None
 
 
+def _decision(clf) -> str:
+    """``deciding per lesion (...), prior shift ...`` of a LesionLevelClassifier."""
+    column = _pooling_column(clf)
+    how = f"per lesion (each {column}'s images pooled)" if column else "per image"
+    return f"deciding {how}, prior shift {clf.prior_shift:+g}"
+
+
 def _decision_note(clf) -> str:
-    """`` (deciding per lesion ..., prior shift ...)`` for a LesionLevelClassifier, else ``""``."""
-    return f" ({_describe(clf).rpartition('; ')[2]})" if _unwrapped(clf) is not clf else ""
+    """`` (deciding ...)`` for a LesionLevelClassifier, else ``""``."""
+    return f" ({_decision(clf)})" if _unwrapped(clf) is not clf else ""
 
 
 def _labels(clf, proba):
@@ -373,9 +380,7 @@ def _metadata_columns(clf) -> list:
 def _describe(clf) -> str:
     inner = _unwrapped(clf)
     if inner is not clf:
-        column = _pooling_column(clf)
-        how = f"per lesion (each {column}'s images pooled)" if column else "per image"
-        return f"{_describe(inner)}; deciding {how}, prior shift {clf.prior_shift:+g}"
+        return f"{_describe(inner)}; {_decision(clf)}"
     if hasattr(clf, "estimators"):
         return "a soft vote of " + ", ".join(f"{name}: {_describe(est)}"
                                              for name, est in _named_members(clf))
@@ -667,15 +672,11 @@ def _fold_predictions(clf, X):
     image-by-image argmax (else None), from one pass through the network."""
     import numpy as np
 
-    from skderm.metrics import average_by_lesion
-
     inner = _unwrapped(clf)
     if inner is clf:
         return clf.predict(X), None
     proba = inner.predict_proba(X)
-    groups = clf._groups(X)  # what LesionLevelClassifier.predict_proba pools by
-    pooled = proba if groups is None else average_by_lesion(proba, groups, method=clf.pooling)
-    return clf.decide(pooled), np.asarray(inner.classes_)[proba.argmax(axis=1)]
+    return clf.decide(clf.pool(proba, X)), np.asarray(inner.classes_)[proba.argmax(axis=1)]
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:

@@ -190,8 +190,19 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """The estimator's probabilities, averaged over each lesion's images."""
         check_is_fitted(self, "estimator_")
         self._check_params()
+        self._groups(X)  # a missing lesion column fails before the network runs
+        return self.pool(self.estimator_.predict_proba(X), X)
+
+    def pool(self, proba, X):
+        """Average ``proba``, the estimator's per-image probabilities for ``X``, over each
+        lesion's images, as :meth:`predict_proba` does.
+
+        For callers that also need the per-image probabilities (to score both
+        decisions) without running the network twice.
+        """
+        check_is_fitted(self, "estimator_")
+        self._check_params()
         groups = self._groups(X)
-        proba = self.estimator_.predict_proba(X)
         if groups is None:
             return proba
         pooled = average_by_lesion(proba, groups, method=self.pooling)

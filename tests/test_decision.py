@@ -55,7 +55,7 @@ def skewed():
     lesion_class = rng.choice(3, size=160, p=[0.7, 0.2, 0.1])
     per_lesion = rng.integers(1, 4, size=160)
     lesion = np.repeat(np.arange(160), per_lesion)
-    y = np.array(["bcc", "mel", "nv"])[[2, 1, 0]][lesion_class[lesion]]  # nv frequent
+    y = np.array(["nv", "mel", "bcc"])[lesion_class[lesion]]  # nv frequent
     logits = rng.normal(size=(len(lesion), 3)) * 1.5
     codes = np.searchsorted(["bcc", "mel", "nv"], y)
     logits[np.arange(len(y)), codes] += 1.0
