@@ -45,3 +45,11 @@ class WeightsError(SkdermError, FileNotFoundError):
 
 class DownloadError(SkdermError, OSError):
     """A download failed, or its checksum did not match."""
+
+
+class OutputPathError(SkdermError, ValueError):
+    """A path given for writing would overwrite an input or land inside a data folder."""
+
+
+class ModelFileError(SkdermError, ValueError):
+    """A model or checkpoint file that is damaged, edited, too old, or asks too much."""

@@ -1,0 +1,89 @@
+"""Atomic writes and file hashing: the one place skderm writes or hashes a file.
+
+Every file skderm writes goes through :func:`atomic_write`: the bytes land in a
+temporary sibling ``.<name>.skderm-tmp-<pid>`` that is renamed over the target
+only once complete, so a killed process never leaves a half-written file under
+the real name. Temporaries left by killed processes are removed by the next
+write into the same folder (:func:`remove_stale_temporaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write", "file_digest", "remove_stale_temporaries"]
+
+_TMP_MARK = ".skderm-tmp-"
+_TMP_NAME = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"(\d+)$")
+_CHUNK = 1 << 20
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Delete the temporaries of :func:`atomic_write` whose process is gone; return them."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TMP_NAME.match(entry.name)
+            if match and entry.is_file(follow_symlinks=False) \
+                    and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    On any exception the temporary is removed and ``path`` is untouched. The
+    file gets the permissions any new file gets (0o666 less the umask).
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    tmp = folder / f".{path.name}{_TMP_MARK}{os.getpid()}"
+    try:
+        with open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
