@@ -81,7 +81,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skderm import BackboneFeatures, load_ham10000
 from skderm.metrics import average_by_lesion, bootstrap_report
-from skderm.network import resolve_device
+from skderm.classifier.network import resolve_device
 from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -93,7 +93,7 @@ CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
 _150_META = {"image_size": (150, 200), "metadata_columns": ["age", "sex", "localization"]}
 _192_META_ALL_FU3 = {**_150_META, "image_size": (192, 256), "valid_size": None,
                      "freeze_until": "blocks.3", "max_epochs": 12}
-_192_META_ALL_FU3_LA = {**_192_META_ALL_FU3, "class_weight": None, "loss": "logit_adjusted"}
+_192_META_ALL_FU3_LA = {**_192_META_ALL_FU3, "class_weight": None, "criterion": "logit_adjusted"}
 FINETUNE_VARIANTS = {
     "finetune": {},
     "finetune_150_meta": _150_META,
@@ -383,21 +383,21 @@ def describe(recipe: str, args) -> str:
             meta += f", frozen until {p['freeze_until']}"
         if p["colour_constancy"] is not None:
             meta += f", colour constancy {p['colour_constancy']}"
-        if p["label_smoothing"]:
-            meta += f", label smoothing {p['label_smoothing']:g}"
+        if p.get("criterion__label_smoothing"):
+            meta += f", label smoothing {p['criterion__label_smoothing']:g}"
         if p["mixup_alpha"]:
             meta += f", mixup {p['mixup_alpha']:g}"
         if p["cutmix_alpha"]:
             meta += f", CutMix {p['cutmix_alpha']:g}"
-        area = model._test_crop_area()
+        area = model._view().crop_area
         tta = "TTA" if area is None else f"TTA on the centred {area:g} of the area"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else
                      "unweighted" if p["class_weight"] is None else "class weights")
-        if p["loss"] == "logit_adjusted":
-            weighting = (f"logit-adjusted loss (tau {p['logit_tau']:g})" +
+        if p["criterion"] == "logit_adjusted":
+            weighting = (f"logit-adjusted loss (tau {p.get('criterion__tau', 1.0):g})" +
                          ("" if p["class_weight"] is None else f", {weighting}"))
-        elif p["loss"] == "focal":
-            weighting = f"focal loss (gamma {p['focal_gamma']:g}), {weighting}"
+        elif p["criterion"] == "focal":
+            weighting = f"focal loss (gamma {p.get('criterion__gamma', 2.0):g}), {weighting}"
         return (f"fine-tuned {p['backbone']} {p['image_size'][0]}x{p['image_size'][1]}{meta}, "
                 f"{args.epochs or p['max_epochs']} epochs, cosine lr, {weighting}, {tta}, "
                 f"{pick}")

@@ -226,8 +226,8 @@ class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
     # ------------------------------------------------------------------
     # checks
     # ------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
+    def _validate_params(self) -> None:
+        super()._validate_params()
         n = int(getattr(self.accelerator, "num_processes", 1))
         if n <= 1:
             return

@@ -322,7 +322,7 @@ def _labels(clf, proba):
 
 def _auto_recipe(device) -> str:
     """``--recipe auto``: the best measured recipe that trains in reasonable time here."""
-    from skderm.network import resolve_device
+    from skderm.classifier.network import resolve_device
 
     return "vote" if str(resolve_device(device)).startswith("cuda") else "cpu"
 

@@ -33,10 +33,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from skderm import images as _images
 from skderm.backbones import build_backbone, get_backbone
+from skderm.classifier.network import LesionNet, resolve_device
 from skderm.exceptions import ImageError
 from skderm.images import cache_mode, file_digest, stream_cache_mode
 from skderm.inputs import LesionDataset, LesionInput, collate, decode, parse_X
-from skderm.network import LesionNet, resolve_device
 from skderm.transforms import colour_constancy, resolve_colour_constancy
 
 __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
@@ -173,7 +173,6 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
             int(s) for s in size)
         net, n_features, spec = build_backbone(spec, self.weights)
         module = LesionNet(net, n_features, 1, spec.mean, spec.std)
-        module.set_backbone_frozen(True)
         self.device_ = resolve_device(self.device)
         # NHWC: oneDNN's CPU convolutions and cuDNN's are faster in it (1.7x for
         # EfficientNet-Lite0 inference on 2 CPU cores)

@@ -9,8 +9,8 @@
 
 :func:`parse_X` reads it into a :class:`LesionInput`; :func:`decode` turns
 that into ``uint8`` arrays of one size through :mod:`skderm.images` (and its
-cache); :class:`LesionDataset` serves them to a DataLoader as ``uint8``
-tensors, augmented only when it is given a transform.
+cache); :class:`LesionDataset` serves them to a DataLoader, which
+:func:`collate` stacks into ``uint8`` batches.
 
 Errors: :func:`parse_X` raises :class:`~skderm.exceptions.DatasetError` (a
 ``ValueError``) for any ``X`` it cannot read, naming the column, row or value;
@@ -21,8 +21,6 @@ file. Nothing else is raised on purpose.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -30,8 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from skderm._utils.values import describe_kinds, is_missing, value_kinds
 from skderm.exceptions import DatasetError
 from skderm.images import load_images, resize_array
+from skderm.metadata import normalise_metadata, single_column
 
 __all__ = [
     "LesionInput",
@@ -40,10 +40,8 @@ __all__ = [
     "LesionDataset",
     "collate",
     "check_labels",
-    "check_metadata",
-    "check_metadata_at_predict",
+    "class_prior",
     "class_weights",
-    "metadata_encoder",
 ]
 
 
@@ -71,25 +69,17 @@ def _paths_from(values, where: str) -> list[str]:
     return out
 
 
-def _column(X: pd.DataFrame, name) -> pd.Series:
-    """``X[name]`` as one Series, refusing a name that several columns share."""
-    if not isinstance(X.columns.get_loc(name), (int, np.integer)):
-        raise DatasetError(f"X has several columns named {name!r}; rename or drop all but "
-                           f"one (columns: {list(X.columns)})")
-    return X[name]
-
-
 def _groups_from(X: pd.DataFrame, column) -> np.ndarray:
-    groups = _column(X, column).to_numpy()
+    groups = single_column(X, column).to_numpy()
     missing = pd.isna(groups)
     if missing.any():
         raise DatasetError(f"X[{column!r}] has {int(missing.sum())} missing value(s) (first "
                            f"rows {np.flatnonzero(missing)[:5].tolist()}); every image needs "
                            "a lesion id so splits can keep a lesion together")
-    kinds = _kinds(groups)
+    kinds = value_kinds(groups)
     if len(kinds) > 1 or not kinds <= {"text", "number"}:
         raise DatasetError(f"X[{column!r}] must hold lesion ids of one type (all text or all "
-                           f"numbers), but it holds {_describe_kinds(groups)}; convert it "
+                           f"numbers), but it holds {describe_kinds(groups)}; convert it "
                            f"with X[{column!r}].astype(str)")
     return groups
 
@@ -134,11 +124,11 @@ def parse_X(X, *, path_column: str = "path", group_column: str | None = "lesion_
         groups = None
         if group_column is not None and group_column in X.columns:
             groups = _groups_from(X, group_column)
-        paths = _paths_from(_column(X, path_column).tolist(), f"X[{path_column!r}]")
+        paths = _paths_from(single_column(X, path_column).tolist(), f"X[{path_column!r}]")
         frame = X
         if metadata:
             frame = X.copy(deep=False)
-            for name, values in _normalise_metadata(X, metadata).items():
+            for name, values in normalise_metadata(X, metadata).items():
                 frame[name] = values
         return LesionInput(n=len(X), paths=paths, groups=groups, frame=frame)
     if require_metadata:
@@ -166,215 +156,6 @@ def parse_X(X, *, path_column: str = "path", group_column: str | None = "lesion_
         f"{getattr(arr, 'dtype', '?')} and shape {getattr(arr, 'shape', '?')}")
 
 
-# ---------------------------------------------------------------------------
-# metadata columns
-# ---------------------------------------------------------------------------
-
-# Spellings of "not known" in real metadata tables (HAM10000 writes "unknown").
-_PLACEHOLDERS = frozenset({"", "unknown", "nan", "na", "n/a", "none", "null", "missing",
-                           "?", "-"})
-
-
-def _kind(value) -> str:
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, numbers.Real):
-        return "number"
-    return type(value).__name__
-
-
-def _kinds(values) -> set[str]:
-    return {_kind(v) for v in values if not _is_missing(v)}
-
-
-def _is_missing(value) -> bool:
-    # pd.isna on a list or an array answers elementwise: only scalars can be missing
-    if value is None or isinstance(value, (float, np.floating)):
-        return value is None or math.isnan(value)
-    return value is pd.NA or value is pd.NaT
-
-
-def _describe_kinds(values) -> str:
-    examples = {}
-    for v in values:
-        if not _is_missing(v):
-            examples.setdefault(_kind(v), v)
-    return " and ".join(f"{kind} ({examples[kind]!r})" for kind in sorted(examples))
-
-
-def _number_like(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _metadata_problem(series: pd.Series) -> str | None:
-    """Why the encoder cannot take ``series`` as it is, or None."""
-    dtype = series.dtype
-    if pd.api.types.is_complex_dtype(dtype):
-        return "holds complex numbers; metadata must be real numbers or text"
-    if pd.api.types.is_bool_dtype(dtype):
-        return None
-    if pd.api.types.is_numeric_dtype(dtype):
-        values = series.to_numpy(dtype=float, na_value=np.nan)
-        infinite = np.flatnonzero(np.isinf(values))
-        if len(infinite):
-            return (f"holds infinite values (first rows {infinite[:5].tolist()}); replace "
-                    "them with NaN, which is imputed, or with a number")
-        return None
-    if isinstance(dtype, pd.CategoricalDtype):
-        # a categorical dtype is a deliberate choice, so text categories that
-        # look like numbers ("1", "2") are fine; other types break the imputer
-        if not _kinds(dtype.categories) <= {"text"}:
-            return (f"has categories that are not text: {_describe_kinds(dtype.categories)}; "
-                    "one-hot encoding needs text categories: use "
-                    "column.astype(str).astype('category')")
-        return None
-    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
-        return (f"has dtype {dtype}, which is neither numbers nor text; convert it to a "
-                "number (e.g. an age in years) or to text")
-    values = series.to_numpy(dtype=object)
-    kinds = _kinds(values)
-    if not kinds <= {"text", "number", "bool"}:
-        return (f"holds {_describe_kinds(values)} values; each value must be one number or "
-                "one piece of text")
-    if len(kinds) > 1:
-        return (f"mixes {_describe_kinds(values)}; make it all numbers "
-                "(pd.to_numeric(column, errors='coerce') turns text into NaN, which is "
-                "imputed) or all text (column.astype(str))")
-    if kinds == {"number"}:
-        return ("holds numbers stored with dtype object; convert it with "
-                "pd.to_numeric(column) to use it as a number, or .astype('category') to "
-                "one-hot encode it")
-    if kinds == {"text"}:
-        present = [v for v in pd.unique(values) if isinstance(v, str)]
-        numeric = [v for v in present if _number_like(v)]
-        if numeric and all(v in numeric or v.strip().lower() in _PLACEHOLDERS
-                           for v in present):
-            shown = sorted(present, key=lambda v: (v not in numeric, v))[:3]
-            other = [v for v in present if v not in numeric][:2]
-            return (f"holds numbers written as text (e.g. {shown + other}); convert it with "
-                    "pd.to_numeric(column, errors='coerce') so it is used as a number "
-                    "(missing values are imputed), or .astype('category') to one-hot "
-                    "encode it")
-    return None
-
-
-def check_metadata(frame: pd.DataFrame, columns: list[str] | None = None) -> None:
-    """Refuse metadata columns the encoder would misread or fail on.
-
-    Numeric columns are used as numbers (missing values imputed) and must be
-    finite; boolean, categorical and text columns are one-hot encoded and
-    must hold values of one type (categorical columns: text categories).
-    Columns of dates, complex numbers, lists or dicts, text and numbers
-    mixed, numbers stored as ``object`` and numbers written as text (``"45"``,
-    ``"unknown"``) are refused: each would be silently one-hot encoded as
-    categories or fail deep inside scikit-learn. To one-hot encode numbers on
-    purpose, make the column categorical with text categories.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        The table holding the columns.
-    columns : list of str or None, default=None
-        Columns to check; ``None`` checks all.
-
-    Raises
-    ------
-    DatasetError
-        Naming the first column refused, what it holds and how to fix it.
-    """
-    columns = list(frame.columns) if columns is None else list(columns)
-    for name in columns:
-        if not isinstance(name, str):
-            raise DatasetError(f"metadata column names must be text, got {name!r} "
-                               f"({type(name).__name__}); rename the column")
-    twice = sorted({c for c in columns if columns.count(c) > 1})
-    if twice:
-        raise DatasetError(f"metadata_columns lists {twice} more than once")
-    for name in columns:
-        problem = _metadata_problem(_column(frame, name))
-        if problem:
-            raise DatasetError(f"metadata column {name!r} {problem}")
-
-
-def check_metadata_at_predict(frame: pd.DataFrame, encoder) -> None:
-    """Refuse text in a column that a fitted encoder learned as numbers.
-
-    :func:`check_metadata` judges one table alone; only the fitted encoder
-    knows that ``age`` was numeric at fit time, so that ``"unknown"`` in it
-    now is an error rather than a category.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        Metadata columns at predict time, as :func:`parse_X` returns them.
-    encoder : fitted metadata encoder
-        The ``ColumnTransformer`` of :func:`metadata_encoder`, or a loaded
-        model's plain encoder (``parts`` with ``kind="numeric"``).
-
-    Raises
-    ------
-    DatasetError
-        Naming the column and the text values found in it.
-    """
-    for name in _numeric_columns(encoder):
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column.dtype) and \
-                not pd.api.types.is_bool_dtype(column.dtype):
-            continue
-        values = column.to_numpy(dtype=object)
-        present = [v for v in values if not _is_missing(v)]
-        if present:
-            raise DatasetError(
-                f"metadata column {name!r} held numbers when the model was fitted but now "
-                f"holds {_describe_kinds(present)}; pass numbers, or NaN where the value is "
-                "unknown (it is imputed as at fit time)")
-
-
-def _numeric_columns(encoder) -> list[str]:
-    if hasattr(encoder, "transformers_"):  # a fitted ColumnTransformer
-        return [c for name, _, cols in encoder.transformers_ if name == "num" for c in cols]
-    return [c for part in getattr(encoder, "parts", []) if part.get("kind") == "numeric"
-            for c in part["columns"]]
-
-
-def _normalise_metadata(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
-    """Checked metadata columns in the two forms :func:`metadata_encoder` reads.
-
-    Numeric columns become ``float64`` (NaN for missing); categorical columns
-    (text categories) stay as they are, unless they have no category at all
-    (their empty category index is float, which scikit-learn's imputer would
-    take for numbers); all others become ``object`` text
-    (booleans as ``"True"``/``"False"``) with every missing value (None, NaN,
-    ``pd.NA``) as NaN, so ``None`` and NaN fall into the same "missing"
-    category at fit and at predict time, and the one-hot encoder never sees
-    text and booleans mixed. The rule depends on the dtype only, never on the
-    values.
-    """
-    check_metadata(frame, columns)
-    out = {}
-    for name in columns:
-        col = frame[name]
-        if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories):
-            out[name] = col  # text categories (checked), even ones that look like numbers
-        elif (not isinstance(col.dtype, pd.CategoricalDtype)
-                and pd.api.types.is_numeric_dtype(col.dtype)
-              and not pd.api.types.is_bool_dtype(col.dtype)):
-            out[name] = pd.Series(col.to_numpy(dtype=float, na_value=np.nan),
-                                  index=col.index, name=name)
-        else:
-            values = col.to_numpy(dtype=object, copy=True)
-            missing = pd.isna(values)
-            values[~missing] = [str(v) for v in values[~missing]]
-            values[missing] = np.nan
-            out[name] = pd.Series(values, index=col.index, name=name, dtype=object)
-    return out
-
-
 def decode(inp: LesionInput, size: tuple[int, int], *, progress: bool = False
            ) -> list[np.ndarray]:
     """Decoded ``uint8`` (H, W, 3) arrays of ``size`` for every row of ``inp``."""
@@ -396,16 +177,13 @@ class LesionDataset(torch.utils.data.Dataset):
         Encoded metadata features, fused into the network's head.
     groups : ndarray or None
         Lesion id per image, for grouped internal splits.
-    transform : callable or None
-        Applied to each (3, H, W) uint8 tensor: augmentation, training only.
     """
 
-    def __init__(self, images, y=None, metadata=None, groups=None, transform=None):
+    def __init__(self, images, y=None, metadata=None, groups=None):
         self.images = images
         self.y = y
         self.metadata = metadata
         self.groups = groups
-        self.transform = transform
 
     # skorch reads X and y from a dataset (skorch.utils.data_from_dataset);
     # X is the dataset itself, so scoring callbacks can predict on it.
@@ -416,7 +194,7 @@ class LesionDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, indices, *, transform=None) -> LesionDataset:
+    def subset(self, indices) -> LesionDataset:
         """A new dataset with the rows ``indices`` (images shared, not copied)."""
         idx = np.asarray(indices)
         return LesionDataset(
@@ -424,14 +202,10 @@ class LesionDataset(torch.utils.data.Dataset):
             None if self.y is None else self.y[idx],
             None if self.metadata is None else self.metadata[idx],
             None if self.groups is None else self.groups[idx],
-            transform=transform,
         )
 
     def __getitem__(self, i):
         img = self.images[i]
-        if self.transform is not None:
-            # the cached array is read-only and shared: transform a copy
-            img = self.transform(torch.from_numpy(np.array(img)).permute(2, 0, 1))
         x = img if self.metadata is None else {"images": img, "metadata": self.metadata[i]}
         y = -1 if self.y is None else int(self.y[i])
         return x, y
@@ -498,7 +272,7 @@ def check_labels(y) -> np.ndarray:
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
-    missing = np.flatnonzero([_is_missing(v) for v in y]) if y.dtype == object \
+    missing = np.flatnonzero([is_missing(v) for v in y]) if y.dtype == object \
         else np.flatnonzero(pd.isna(y))
     if len(missing):
         raise ValueError(f"y has {len(missing)} missing label(s) (NaN/None) at position(s) "
@@ -508,13 +282,13 @@ def check_labels(y) -> np.ndarray:
         raise ValueError(f"y holds bytes labels such as {y[0]!r}; decode them to text, e.g. "
                          "np.char.decode(y)")
     if y.dtype == object:
-        kinds = _kinds(y)
+        kinds = value_kinds(y)
         if "bytes" in kinds:
-            raise ValueError(f"y holds bytes labels such as {_describe_kinds(y)}; decode them "
+            raise ValueError(f"y holds bytes labels such as {describe_kinds(y)}; decode them "
                              "to text, e.g. [v.decode() for v in y]")
         if not kinds <= {"text", "number", "bool"} or len(kinds) > 1:
             raise ValueError(f"y must hold labels of one type (all text or all numbers), but "
-                             f"it holds {_describe_kinds(y)}; convert it, e.g. "
+                             f"it holds {describe_kinds(y)}; convert it, e.g. "
                              "y.astype(str)")
         # one kind: let numpy pick the matching dtype (str, int, float or bool)
         y = np.asarray(y.tolist())
@@ -547,50 +321,3 @@ def class_prior(y, classes) -> np.ndarray:
     y = np.asarray(y)
     counts = np.maximum([np.sum(y == c) for c in classes], 0.5)
     return counts / counts.sum()
-
-
-def metadata_encoder(frame: pd.DataFrame):
-    """An unfitted encoder of metadata columns into numbers for the network's head.
-
-    Numeric columns are imputed (median, plus a missing-value indicator) and
-    standardised; all others (text, boolean, categorical) are imputed with the
-    category ``"missing"`` and one-hot encoded, categories unseen at fit time
-    encoding as all zeros.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        The metadata columns, as :func:`parse_X` returns them in ``frame``
-        (numeric columns ``float64``, the others ``object``); checked with
-        :func:`check_metadata`.
-
-    Returns
-    -------
-    sklearn.compose.ColumnTransformer
-
-    Raises
-    ------
-    DatasetError
-        A column :func:`check_metadata` refuses.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    check_metadata(frame)
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
-               and not pd.api.types.is_bool_dtype(frame[c])]
-    other = [c for c in frame.columns if c not in numeric]
-    parts = []
-    if numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
-                                           StandardScaler()), numeric))
-    if other:
-        parts.append(("cat", make_pipeline(
-            # keep a column that is empty at fit time (as the category "missing"):
-            # dropped, it would leave the one-hot encoder with no column at all,
-            # or out of step with the column list a saved model records
-            SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True),
-            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), other))
-    return ColumnTransformer(parts, sparse_threshold=0.0)

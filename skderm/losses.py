@@ -1,4 +1,13 @@
-"""Losses for imbalanced lesion classification."""
+"""Losses for imbalanced lesion classification, on hard or soft (mixed) targets.
+
+Each takes logits and either class indices ``(N,)`` or per-class target
+probabilities ``(N, C)`` (what :class:`skderm.transforms.Mixup` hands the loss).
+Class weights weight samples: a sample's weight is its target's class weight
+(the target-weighted mean of them for a soft target), and ``"mean"`` divides by
+the summed sample weights, like :class:`torch.nn.CrossEntropyLoss` on hard
+targets. So a mixed pair's loss is exactly the ``lam``-blend of the two labels'
+losses.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["FocalLoss", "LogitAdjustedLoss", "SmoothedCrossEntropy"]
+__all__ = ["LOSSES", "CrossEntropy", "FocalLoss", "LogitAdjustedLoss"]
 
 
-class _SampleWeightedLoss(nn.Module):
-    """Per-sample losses weighted by their target's class weight, then reduced.
-
-    ``"mean"`` divides by the summed weights of the targets, like
-    :class:`torch.nn.CrossEntropyLoss`.
-    """
+class _PerClassLoss(nn.Module):
+    """Reduce a per-class loss matrix ``(N, C)`` with hard or soft targets and class weights."""
 
     def __init__(self, weight: torch.Tensor | None, reduction: str):
         super().__init__()
@@ -23,8 +28,19 @@ class _SampleWeightedLoss(nn.Module):
         self.reduction = reduction
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
-    def _reduce(self, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        w = None if self.weight is None else self.weight.to(loss.dtype)[target]
+    def per_class(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = self.per_class(logits.float())
+        weight = None if self.weight is None else self.weight.to(losses.dtype)
+        if target.ndim == 1:
+            loss = losses.gather(1, target[:, None]).squeeze(1)
+            w = None if weight is None else weight[target]
+        else:
+            target = target.to(losses.dtype)
+            loss = (target * losses).sum(1)
+            w = None if weight is None else target @ weight
         if w is not None:
             loss = loss * w
         if self.reduction == "none":
@@ -34,117 +50,103 @@ class _SampleWeightedLoss(nn.Module):
         return loss.sum() / (w.sum() if w is not None else loss.new_tensor(len(loss)))
 
 
-class FocalLoss(_SampleWeightedLoss):
-    """Multi-class focal loss (Lin et al., 2017) on logits.
+class CrossEntropy(_PerClassLoss):
+    """Cross entropy, optionally label-smoothed, whose class weights weight samples.
 
-    ``FL = -w_y (1 - p_y)^gamma log p_y``: with ``gamma=0`` it is the
-    (class-weighted) cross entropy. Down-weights easy, confidently classified
-    examples, the bulk of which are nevi in HAM10000.
-
-    Parameters
-    ----------
-    gamma : float, default=2.0
-        Focusing parameter, >= 0.
-    weight : Tensor of shape (n_classes,), default=None
-        Per-class weights, as in :class:`torch.nn.CrossEntropyLoss`.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        ``"mean"`` divides by the summed weights of the targets, like
-        ``CrossEntropyLoss``.
-    """
-
-    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
-                 reduction: str = "mean"):
-        if gamma < 0:
-            raise ValueError(f"focal loss gamma must be >= 0, got {gamma}")
-        super().__init__(weight, reduction)
-        self.gamma = float(gamma)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits.float(), dim=1)
-        logp_t = logp.gather(1, target[:, None]).squeeze(1)
-        loss = -((1 - logp_t.exp()).clamp_min(0) ** self.gamma) * logp_t
-        return self._reduce(loss, target)
-
-
-class SmoothedCrossEntropy(_SampleWeightedLoss):
-    """Label-smoothed cross entropy whose class weights weight samples.
-
-    ``L = w_y [(1 - eps) (-log p_y) + eps * mean_c(-log p_c)]``, and the mean
-    divides by the summed weights of the targets. With ``weight=None`` it is
-    :class:`torch.nn.CrossEntropyLoss` ``(label_smoothing=eps)``; with
-    ``eps=0`` it is ``CrossEntropyLoss(weight=weight)``.
-
+    ``L = w_y [(1 - eps) (-log p_y) + eps * mean_c(-log p_c)]``. With
+    ``eps=0`` it is :class:`torch.nn.CrossEntropyLoss` ``(weight=weight)``.
     ``CrossEntropyLoss(weight=w, label_smoothing=eps)`` differs: it weights the
     smoothing term of every class by that class's weight, so with balanced
-    weights on HAM10000 (about 12 for df, 0.2 for nv) a nevus image is
-    penalised for not predicting df, and confident nevus predictions cost more
-    than uncertain ones. A model trained with it stops predicting nevi (seen
-    on real data: nevus recall 0.52). Here a sample's loss never depends on
-    the weights of classes other than its own.
+    weights a nevus image is penalised for not predicting the rare classes.
+    Here a sample's loss never depends on other classes' weights.
 
     Parameters
     ----------
     label_smoothing : float, default=0.0
         In [0, 1).
     weight : Tensor of shape (n_classes,), default=None
-        Per-class weights of the samples.
     reduction : {"mean", "sum", "none"}, default="mean"
     """
 
     def __init__(self, label_smoothing: float = 0.0, weight: torch.Tensor | None = None,
                  reduction: str = "mean"):
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         super().__init__(weight, reduction)
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits.float(), dim=1)
-        nll = -logp.gather(1, target[:, None]).squeeze(1)
+    def per_class(self, logits):
+        logp = F.log_softmax(logits, dim=1)
         eps = self.label_smoothing
-        loss = (1 - eps) * nll - eps * logp.mean(dim=1)
-        return self._reduce(loss, target)
+        if not eps:
+            return -logp
+        return -(1 - eps) * logp - eps * logp.mean(dim=1, keepdim=True)
 
 
-class LogitAdjustedLoss(_SampleWeightedLoss):
-    """Logit-adjusted cross entropy (Menon et al., 2021) for balanced error.
+class FocalLoss(_PerClassLoss):
+    """Multi-class focal loss (Lin et al., 2017): ``-w_y (1 - p_y)^gamma log p_y``.
 
-    ``L = -log softmax(z + tau * log(prior))_y``: the loss sees the logits
-    shifted by the log class priors, the model's own logits ``z`` do not.
-    Rare classes must then win by a larger margin during training, and at
-    prediction the unshifted logits estimate the class-balanced posterior, the
-    one whose argmax maximises balanced accuracy (mean recall), without the
-    large per-sample weights of ``class_weight="balanced"`` (about 60x
-    between a dermatofibroma and a nevus in HAM10000). With uniform priors
-    (after oversampling, say) it is the plain cross entropy.
+    Down-weights easy, confidently classified examples (most nevi in
+    HAM10000); ``gamma=0`` is the class-weighted cross entropy.
+
+    Parameters
+    ----------
+    gamma : float, default=2.0
+        Focusing parameter, >= 0.
+    weight : Tensor of shape (n_classes,), default=None
+    reduction : {"mean", "sum", "none"}, default="mean"
+    """
+
+    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
+                 reduction: str = "mean"):
+        if not gamma >= 0:
+            raise ValueError(f"focal loss gamma must be >= 0, got {gamma!r}")
+        super().__init__(weight, reduction)
+        self.gamma = float(gamma)
+
+    def per_class(self, logits):
+        logp = F.log_softmax(logits, dim=1)
+        return -((1 - logp.exp()).clamp_min(0) ** self.gamma) * logp
+
+
+class LogitAdjustedLoss(_PerClassLoss):
+    """Logit-adjusted cross entropy (Menon et al., 2021), aimed at balanced error.
+
+    ``L = -log softmax(z + tau * log(prior))_y``: only the loss sees the
+    shifted logits, so the model's own logits estimate the class-balanced
+    posterior, whose argmax maximises mean recall, without large per-sample
+    class weights. :class:`~skderm.LesionClassifier` passes the training
+    labels' frequencies as ``prior`` unless ``criterion__prior`` is set.
 
     Parameters
     ----------
     prior : Tensor of shape (n_classes,)
-        Class frequencies of the training labels, positive; normalised here.
+        Positive class frequencies; normalised here.
     tau : float, default=1.0
         Strength of the adjustment, >= 0; ``0`` is the plain cross entropy.
     weight : Tensor of shape (n_classes,), default=None
-        Per-class weights of the samples, as in :class:`FocalLoss`.
     reduction : {"mean", "sum", "none"}, default="mean"
     """
 
     def __init__(self, prior: torch.Tensor, tau: float = 1.0,
                  weight: torch.Tensor | None = None, reduction: str = "mean"):
         if not tau >= 0:
-            raise ValueError(f"logit adjustment tau must be >= 0, got {tau}")
+            raise ValueError(f"logit adjustment tau must be >= 0, got {tau!r}")
         prior = torch.as_tensor(prior, dtype=torch.float32)
         if prior.ndim != 1 or not bool((prior > 0).all()):
-            raise ValueError(f"prior must be a 1-d tensor of positive class frequencies, "
+            raise ValueError("prior must be a 1-d tensor of positive class frequencies, "
                              f"got {prior.tolist()}")
         super().__init__(weight, reduction)
         self.tau = float(tau)
         self.register_buffer("log_prior", (prior / prior.sum()).log())
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def per_class(self, logits):
         if logits.shape[1] != len(self.log_prior):
             raise ValueError(f"logits have {logits.shape[1]} classes, the prior "
                              f"{len(self.log_prior)}")
-        z = logits.float() + self.tau * self.log_prior
-        loss = F.cross_entropy(z, target, reduction="none")
-        return self._reduce(loss, target)
+        return -F.log_softmax(logits + self.tau * self.log_prior, dim=1)
+
+
+#: skderm's losses by name: ``LesionClassifier(criterion="focal")`` is
+#: ``criterion=FocalLoss``; names keep recipes and model files plain data.
+LOSSES = {"cross_entropy": CrossEntropy, "focal": FocalLoss, "logit_adjusted": LogitAdjustedLoss}

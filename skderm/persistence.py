@@ -327,7 +327,7 @@ def _payload(clf) -> dict:
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(clf, "estimator_")
-        clf._check_params()
+        clf._validate_params()
         if isinstance(clf.estimator_, LesionLevelClassifier):
             raise TypeError("save_model saves one LesionLevelClassifier around a model, not "
                             "one wrapped in another: set its settings on a single wrapper")

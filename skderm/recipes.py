@@ -83,7 +83,7 @@ _CPU_IMAGES: dict[str, Any] = {
     "image_size": (112, 150),
     "freeze": 1,
     "lr": 1e-3,
-    "backbone_lr": 5e-4,
+    "optimizer__param_groups": [("backbone.*", {"lr": 5e-4})],
     "lr_schedule": "cosine",
     "max_epochs": 12,
     "batch_size": 32,
@@ -102,7 +102,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu": {**_CPU_IMAGES, "image_size": (192, 256),
             "metadata_columns": ["age", "sex", "localization"], "valid_size": None,
             "freeze_until": "blocks.3", "max_epochs": 12, "class_weight": None,
-            "loss": "logit_adjusted", "mixup_alpha": 0.4, "cutmix_alpha": 1.0,
+            "criterion": "logit_adjusted", "mixup_alpha": 0.4, "cutmix_alpha": 1.0,
             "test_crop": "auto"},
     "cpu_images": _CPU_IMAGES,
     # for a CUDA GPU: the larger EfficientNet-Lite2, every layer fine-tuned after
@@ -111,7 +111,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # autocast and channels_last on CUDA by default)
     "gpu": {**_CPU_IMAGES, "backbone": "tf_efficientnet_lite2", "image_size": (240, 320),
             "metadata_columns": ["age", "sex", "localization"], "valid_size": None,
-            "backbone_lr": 3e-4, "batch_size": 64, "max_epochs": 15},
+            "optimizer__param_groups": [("backbone.*", {"lr": 3e-4})], "batch_size": 64, "max_epochs": 15},
     "defaults": {},
 }
 

@@ -3,15 +3,17 @@
 Images reach the network as ``uint8`` batches of the cached size. During
 training only, :class:`BatchAugment` augments each batch on its device (one
 affine resampling for crop, flips and rotation, then colour jitter); the
-network (:class:`skderm.network.LesionNet`) then normalises with the mean and
+network (:class:`skderm.classifier.network.LesionNet`) then normalises with the mean and
 std of the backbone's own entry. Prediction applies no random transform, so
 it is deterministic. :func:`colour_constancy` (``LesionClassifier(colour_constancy=...)``)
 runs before all of that, in training and prediction alike: it takes each
 image's illuminant out.
 
-:func:`mix_batch` is mixup / CutMix (``LesionClassifier(mixup_alpha=...,
-cutmix_alpha=...)``): it blends each augmented training image with another
-image of the batch, and the loss blends the two labels by the same share.
+:class:`Mixup` is mixup / CutMix (``LesionClassifier(mixup_alpha=...,
+cutmix_alpha=...)``): like timm's ``Mixup`` it returns the mixed batch and the
+mixed soft targets, which the losses of :mod:`skderm.losses` take.
+:class:`InferenceView` is what validation and prediction see: colour
+constancy, the centred test crop, and optional flip test-time augmentation.
 
 :class:`Augmentation` is a small estimator-like object, so GridSearchCV can
 reach its settings: ``lesionclassifier__augmentation__rotation``.
@@ -26,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
-__all__ = ["Augmentation", "BatchAugment", "centre_crop", "colour_constancy", "mix_batch",
-           "resolve_augmentation", "resolve_colour_constancy"]
+__all__ = ["Augmentation", "BatchAugment", "InferenceView", "Mixup", "centre_crop",
+           "colour_constancy", "resolve_augmentation", "resolve_colour_constancy"]
 
 
 class Augmentation(BaseEstimator):
@@ -77,7 +79,7 @@ class Augmentation(BaseEstimator):
                 raise ValueError("Augmentation crop_scale must be (low, high) with "
                                  f"0 < low <= high <= 1, got {self.crop_scale!r}")
 
-    def build(self, size: tuple[int, int] | None = None) -> BatchAugment | None:
+    def build(self) -> BatchAugment | None:
         """Return the batched augmentation (``None`` when everything is disabled)."""
         self._check()
         if not (self.flip or self.rotation or self.crop_scale is not None or
@@ -285,75 +287,101 @@ def resolve_augmentation(value) -> Augmentation | None:
                      f"skderm.transforms.Augmentation, got {value!r}")
 
 
-def valid_alpha(value) -> bool:
-    """Whether ``value`` is a mixup/CutMix Beta concentration: a real number >= 0."""
-    return not isinstance(value, bool) and isinstance(value, Real) and value >= 0
+class Mixup:
+    """Mixup or CutMix one training batch; returns the mixed batch and soft targets.
 
-
-def mix_batch(images: torch.Tensor, metadata: torch.Tensor | None = None, *,
-              mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
-    """Mixup or CutMix one training batch.
-
-    Each image ``i`` is combined with image ``perm[i]`` of the same batch
-    (``perm`` a random permutation), and its label share is ``lam``:
+    Each image ``i`` is combined with image ``perm[i]`` of the batch (``perm``
+    a random permutation); its own label keeps the share ``lam``:
 
     mixup (Zhang et al., 2018)
-        ``lam * x[i] + (1 - lam) * x[perm[i]]``, ``lam ~ Beta(mixup_alpha,
-        mixup_alpha)``, one ``lam`` for the batch;
+        ``lam * x[i] + (1 - lam) * x[perm[i]]``, ``lam ~ Beta(alpha, alpha)``;
     CutMix (Yun et al., 2019)
-        a box of ``x[perm[i]]`` pasted into ``x[i]`` (the same box for the
-        batch), its area about ``1 - lam`` of the image, ``lam ~
-        Beta(cutmix_alpha, cutmix_alpha)``; ``lam`` is then recomputed from
-        the box as clipped by the image borders, so it is exactly the share of
-        pixels that stayed.
+        a box of ``x[perm[i]]`` pasted into ``x[i]`` (one box per batch), and
+        ``lam`` recomputed as the share of pixels that stayed.
 
-    With both alphas > 0 each batch uses one of the two, each with probability
-    1/2 (as timm's ``Mixup``). The training loss is then ``lam * L(out, y) +
-    (1 - lam) * L(out, y[perm])``. Metadata rows (age, sex, site) are blended
-    with the same ``lam`` in both cases. Randomness comes from torch's default
-    CPU generator (seeded by ``LesionClassifier(random_state=...)`` and saved
-    in its checkpoints), whatever the batch's device.
+    With both alphas > 0 each batch uses one of the two with probability 1/2,
+    as timm's ``Mixup``. Metadata rows are blended with the same ``lam``.
+    Randomness comes from torch's default CPU generator (seeded by
+    ``random_state`` and saved in checkpoints), whatever the batch's device.
 
     Parameters
     ----------
-    images : tensor (N, C, H, W)
-        ``uint8``, or float in [0, 1].
-    metadata : tensor (N, F) or None
     mixup_alpha, cutmix_alpha : float, >= 0, not both 0
-
-    Returns
-    -------
-    images : float tensor (N, C, H, W) in [0, 1]
-    metadata : float tensor (N, F) or None
-    perm : long tensor (N,), on the images' device
-    lam : float
-        Share of each image's own label.
+    n_classes : int
     """
-    for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-        if not valid_alpha(alpha):
-            raise ValueError(f"{name}={alpha!r} is not valid; use a float >= 0 (0 turns it off)")
-    if not (mixup_alpha or cutmix_alpha):
-        raise ValueError("mix_batch needs mixup_alpha > 0 or cutmix_alpha > 0")
-    x = images.float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
-    n, _, h, w = x.shape
-    cut = bool(cutmix_alpha) and (not mixup_alpha or torch.rand(()).item() < 0.5)
-    alpha = float(cutmix_alpha if cut else mixup_alpha)
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    perm = torch.randperm(n).to(x.device)
-    if cut:
-        ratio = math.sqrt(1.0 - lam)
-        ch, cw = int(h * ratio), int(w * ratio)
-        cy, cx = int(torch.randint(h, ()).item()), int(torch.randint(w, ()).item())
-        y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-        x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-        x = x.clone()
-        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-    else:
-        x = x * lam + x[perm] * (1.0 - lam)
-    if metadata is not None:
-        m = metadata.float()
-        metadata = m * lam + m[perm.to(m.device)] * (1.0 - lam)
-    return x, metadata, perm, lam
+
+    def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, *, n_classes: int):
+        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if isinstance(alpha, bool) or not isinstance(alpha, Real) or not alpha >= 0:
+                raise ValueError(f"{name}={alpha!r} is not valid; use a float >= 0 "
+                                 "(0 turns it off)")
+        if not (mixup_alpha or cutmix_alpha):
+            raise ValueError("Mixup needs mixup_alpha > 0 or cutmix_alpha > 0")
+        self.mixup_alpha = float(mixup_alpha)
+        self.cutmix_alpha = float(cutmix_alpha)
+        self.n_classes = int(n_classes)
+
+    def __call__(self, images: torch.Tensor, metadata: torch.Tensor | None,
+                 target: torch.Tensor):
+        """``uint8`` or [0, 1] images (N, C, H, W), metadata (N, F) or None, labels (N,)
+        -> float images in [0, 1], blended metadata, soft targets (N, n_classes)."""
+        x = _unit_float(images)
+        n, _, h, w = x.shape
+        cut = bool(self.cutmix_alpha) and (not self.mixup_alpha or torch.rand(()).item() < 0.5)
+        alpha = self.cutmix_alpha if cut else self.mixup_alpha
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.randperm(n).to(x.device)
+        if cut:
+            ratio = math.sqrt(1.0 - lam)
+            ch, cw = int(h * ratio), int(w * ratio)
+            cy, cx = int(torch.randint(h, ()).item()), int(torch.randint(w, ()).item())
+            y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+            x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+            x = x.clone()
+            x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+            lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        else:
+            x = x * lam + x[perm] * (1.0 - lam)
+        if metadata is not None:
+            m = metadata.float()
+            metadata = m * lam + m[perm.to(m.device)] * (1.0 - lam)
+        one_hot = F.one_hot(target.long(), self.n_classes).float()
+        soft = one_hot * lam + one_hot[perm.to(one_hot.device)] * (1.0 - lam)
+        return x, metadata, soft
+
+
+class InferenceView:
+    """What validation and prediction show the network: one deterministic view per image.
+
+    Colour constancy (``colour_power``, None: off), then a centred crop of
+    ``crop_area`` of each image resized back (None: the whole image); with
+    ``flips`` the prediction is the mean probability over the four flips.
+
+    Parameters
+    ----------
+    colour_power : float or None
+    crop_area : float in (0, 1) or None
+    flips : bool
+    """
+
+    _FLIPS = ((), (3,), (2,), (2, 3))
+
+    def __init__(self, *, colour_power: float | None = None, crop_area: float | None = None,
+                 flips: bool = False):
+        self.colour_power = colour_power
+        self.crop_area = crop_area
+        self.flips = bool(flips)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Colour constancy and the centred crop (images unchanged when both are off)."""
+        if self.colour_power is not None:
+            images = colour_constancy(images, self.colour_power)
+        if self.crop_area is not None:
+            images = centre_crop(images, self.crop_area)
+        return images
+
+    def views(self, images: torch.Tensor):
+        """The prepared images, then their flips when ``flips`` is on."""
+        x = self.prepare(images)
+        for dims in self._FLIPS if self.flips else ((),):
+            yield torch.flip(x, dims) if dims else x

@@ -34,13 +34,8 @@ from skderm.classifier import LesionClassifier
 from skderm.datasets import DX_CLASSES, FEATURE_NAMES, make_lesions
 from skderm.exceptions import DatasetError, ImageError
 from skderm.images import read_image
-from skderm.inputs import (
-    check_labels,
-    check_metadata,
-    check_metadata_at_predict,
-    metadata_encoder,
-    parse_X,
-)
+from skderm.inputs import check_labels, parse_X
+from skderm.metadata import check_metadata, check_metadata_at_predict, metadata_encoder
 from skderm.metrics import SCORING
 
 SIZE = (32, 32)

@@ -29,9 +29,6 @@ class LesionNet(nn.Module):
         Number of encoded metadata features concatenated to the image features.
     """
 
-    # class-level default: networks pickled before freeze_until existed load too
-    always_frozen: frozenset = frozenset()
-
     def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
                  hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
         super().__init__()
@@ -48,63 +45,37 @@ class LesionNet(nn.Module):
         layers.append(nn.Linear(width, n_classes))
         self.head = nn.Sequential(*layers)
         self.n_metadata = n_metadata
-        self.backbone_frozen = False
-        # names of the leading backbone parameters that never train (freeze_until)
-        self.always_frozen: frozenset[str] = frozenset()
 
-    def set_backbone_frozen(self, frozen: bool) -> None:
-        """Freeze (no gradients, BatchNorm statistics fixed) or unfreeze the backbone.
+    def train(self, mode: bool = True):
+        """Set training mode; a BatchNorm whose parameters are all frozen stays in eval mode.
 
-        Unfreezing leaves the layers frozen by :meth:`freeze_until` frozen.
+        Frozen layers (``freeze``, ``freeze_until``) keep their ImageNet
+        statistics as well as their weights.
         """
-        self.backbone_frozen = bool(frozen)
-        for name, p in self.backbone.named_parameters():
-            p.requires_grad_(not frozen and name not in self.always_frozen)
-        self.train(self.training)
+        super().train(mode)
+        if mode:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._NormBase):
+                    params = list(m.parameters(recurse=False))
+                    if params and not any(p.requires_grad for p in params):
+                        m.eval()
+        return self
 
-    def freeze_until(self, layer: str | None) -> list[str]:
-        """Keep every backbone parameter registered before ``layer`` frozen for good.
+    def parameters_before(self, layer: str) -> list[str]:
+        """Names (``backbone.*``) of the backbone parameters registered before ``layer``.
 
-        ``layer`` is the name of a backbone submodule (``"blocks.3"``,
-        ``"layer2"``, ``"features.4"``; :func:`skderm.backbones.backbone_layers` lists them) or
-        ``None`` (nothing). The frozen layers get no gradients, keep their
-        BatchNorm statistics, and backpropagation stops where they end, which
-        is what makes the training step faster. Returns the frozen names.
+        ``layer`` names a backbone submodule (``"blocks.3"``, ``"layer2"``;
+        :func:`skderm.backbones.backbone_layers` lists them).
         """
-        if layer is None:
-            self.always_frozen = frozenset()
-            self.set_backbone_frozen(self.backbone_frozen)
-            return []
         names = [name for name, _ in self.backbone.named_parameters()]
         first = next((i for i, name in enumerate(names)
                       if name == layer or name.startswith(layer + ".")), None)
         if first is None:
             from skderm.backbones import backbone_layers
 
-            raise ValueError(
-                f"freeze_until={layer!r} names no layer of this backbone; use one of "
-                f"{backbone_layers(self.backbone)} (or None to train every layer)")
-        self.always_frozen = frozenset(names[:first])
-        self.set_backbone_frozen(self.backbone_frozen)
-        return names[:first]
-
-    def _frozen_norms(self):
-        # BatchNorm layers whose own parameters are all permanently frozen
-        for prefix, m in self.backbone.named_modules():
-            if isinstance(m, nn.modules.batchnorm._NormBase):
-                own = [f"{prefix}.{n}" if prefix else n for n, _ in m.named_parameters()]
-                if own and all(n in self.always_frozen for n in own):
-                    yield m
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.backbone_frozen:
-            # a frozen backbone keeps its ImageNet BatchNorm statistics
-            self.backbone.eval()
-        elif mode and self.always_frozen:
-            for m in self._frozen_norms():
-                m.eval()
-        return self
+            raise ValueError(f"freeze_until={layer!r} names no layer of this backbone; use one "
+                             f"of {backbone_layers(self.backbone)} (or None to train every layer)")
+        return ["backbone." + name for name in names[:first]]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
@@ -114,11 +85,7 @@ class LesionNet(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features of a batch of images."""
-        x = self.normalize(images)
-        if self.backbone_frozen:
-            with torch.no_grad():
-                return self.backbone(x)
-        return self.backbone(x)
+        return self.backbone(self.normalize(images))
 
     def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
         feats = self.features(images)

@@ -1,0 +1,204 @@
+"""Per-epoch training checkpoints, so an interrupted fit resumes to the same result.
+
+``LesionClassifier(checkpoint_dir=DIR)`` adds :class:`EpochCheckpoint`, which
+writes one file ``DIR/skderm-<fingerprint>.ckpt`` after every epoch and, like
+skorch's ``LoadInitState``, loads it when a fit with ``warm_start=True`` begins
+(``skderm train --resume``). Beyond what skorch's ``Checkpoint`` saves
+(network, optimizer, history), exact resume needs torch's random state, the
+batch order and early stopping's bookkeeping; so on the CPU, with the same
+data, parameters and ``random_state``, a resumed run ends where an
+uninterrupted one would: same weights, same history. With ``checkpoint_dir``
+set, ``max_epochs`` counts the run's epochs, so a resumed fit trains the rest.
+
+The fingerprint hashes the estimator's parameters (not those that change no
+epoch: ``max_epochs`` except under the cosine schedule, ``warm_start``,
+``verbose``, ``checkpoint_dir``, ``device``; the prediction-time view only
+with a validation split) and the training data, so a grid search can share one
+folder and a checkpoint is never resumed against other data or settings.
+
+The checkpoint is written after early stopping has looked at the epoch; an
+epoch that stopped the run is not saved, so a resumed run recomputes it and
+stops there too. Files are written atomically and read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import zipfile
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.history import History
+
+from skderm._utils.files import atomic_write
+from skderm.exceptions import ModelFileError
+
+__all__ = ["EpochCheckpoint", "ResumableEarlyStopping", "checkpoint_path"]
+
+FORMAT = "skderm-checkpoint"
+FORMAT_VERSION = 2
+
+# parameters that do not change what an epoch computes
+_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "checkpoint_dir",
+                                "device"})
+# parameters that change only validation scores and predictions: hashed only
+# with a validation split (then early stopping depends on them)
+_PREDICTION_ONLY = frozenset({"test_crop", "tta"})
+
+
+def _stable(value: Any) -> str:
+    """A text for ``value`` that is the same in every process (no addresses)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_stable(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_stable(k)}:{_stable(v)}"
+                              for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) + "}"
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if hasattr(value, "get_params"):  # an Augmentation or another estimator
+        return f"{type(value).__qualname__}({_stable(value.get_params(deep=False))})"
+    return type(value).__qualname__  # a callback instance: its kind, not its address
+
+
+def _data_digest(dataset) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(len(dataset)).encode())
+    for img in dataset.images:
+        arr = np.ascontiguousarray(img)
+        h.update(str(arr.shape).encode())
+        h.update(arr.data)
+    for part in (dataset.y, dataset.groups, dataset.metadata):
+        h.update(b"|")
+        if part is not None:
+            h.update(np.asarray(part).astype(str).tobytes()
+                     if np.asarray(part).dtype == object else np.ascontiguousarray(part).data)
+    return h.digest()
+
+
+def checkpoint_path(net, dataset) -> str:
+    """``<checkpoint_dir>/skderm-<fingerprint>.ckpt`` for this estimator and data."""
+    params = net.get_params(deep=False)
+    h = hashlib.sha256()
+    for name in sorted(params):
+        if name in _PREDICTION_ONLY and params.get("valid_size") is None:
+            continue
+        if name == "max_epochs" and params.get("lr_schedule") == "cosine":
+            pass  # the cosine rate of epoch e depends on e / max_epochs
+        elif name in _NOT_FINGERPRINTED:
+            continue
+        h.update(f"{name}={_stable(params[name])};".encode())
+    h.update(_data_digest(dataset))
+    return os.path.join(os.fspath(net.checkpoint_dir), f"skderm-{h.hexdigest()[:20]}.ckpt")
+
+
+def _plain_history(history) -> list:
+    # numpy scalars from scoring callbacks -> Python numbers, for weights_only loading
+    return json.loads(json.dumps(list(history), default=lambda v: v.item()
+                                 if isinstance(v, np.generic) else str(v)))
+
+
+def _early_stopping(net) -> ResumableEarlyStopping | None:
+    for _, cb in getattr(net, "callbacks_", []):
+        if isinstance(cb, ResumableEarlyStopping):
+            return cb
+    return None
+
+
+def _read(path: str) -> dict:
+    fix = f"delete {path!r} to train from the start, or fit without warm_start (`--resume`)"
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"checkpoint {path!r} is damaged (not a torch file): {fix}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelFileError(f"checkpoint {path!r} cannot be read "
+                             f"({str(exc).splitlines()[0]}): {fix}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path!r} is not a skderm checkpoint: {fix}")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"checkpoint {path!r} has format version "
+                             f"{payload.get('format_version')!r}; this skderm reads version "
+                             f"{FORMAT_VERSION}: {fix}")
+    return payload
+
+
+class EpochCheckpoint(Callback):
+    """Save the training state after every epoch; restore it when a warm-started fit begins.
+
+    Place it after early stopping (see the module docstring). The file is
+    ``net.checkpoint_path_``, set by ``LesionClassifier.fit``.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        path = net.checkpoint_path_
+        if not net.warm_start or len(net.history) > 0:
+            return  # a cold fit starts afresh; a continued one keeps its own state
+        if not os.path.exists(path):
+            if net.verbose:
+                print(f"No checkpoint of this run in {os.fspath(net.checkpoint_dir)!r}: "
+                      "training from the start.")
+            return
+        payload = _read(path)
+        try:
+            self._restore(net, payload)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ModelFileError(
+                f"checkpoint {path!r} does not fit this run ({str(exc).splitlines()[0]}): "
+                f"delete it to train from the start, or fit without warm_start "
+                "(`--resume`)") from None
+        if net.verbose:
+            print(f"Resuming from {path!r} after epoch {len(net.history)}.")
+
+    @staticmethod
+    def _restore(net, payload: dict) -> None:
+        net.module_.load_state_dict(payload["module"])
+        net.optimizer_.load_state_dict(payload["optimizer"])
+        net.history_ = History(payload["history"])
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["batch_order"] is not None and net.batch_generator_ is not None:
+            net.batch_generator_.set_state(payload["batch_order"])
+        if payload["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        es = _early_stopping(net)
+        if es is not None and payload["early_stopping"] is not None:
+            es.load_state(payload["early_stopping"])
+
+    def on_epoch_end(self, net, **kwargs):
+        es = _early_stopping(net)
+        gen = net.batch_generator_
+        payload = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "history": _plain_history(net.history),
+            "torch_rng": torch.get_rng_state(),
+            "batch_order": None if gen is None else gen.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "early_stopping": None if es is None else es.state(),
+        }
+        with atomic_write(net.checkpoint_path_) as fh:
+            torch.save(payload, fh)
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """skorch's EarlyStopping whose bookkeeping a checkpoint saves and restores."""
+
+    def state(self) -> dict:
+        return {"misses": int(self.misses_), "threshold": float(self.dynamic_threshold_),
+                "best_epoch": int(self.best_epoch_), "best_weights": self.best_model_weights_}
+
+    def load_state(self, state: dict) -> None:
+        self.misses_ = int(state["misses"])
+        self.dynamic_threshold_ = float(state["threshold"])
+        self.best_epoch_ = int(state["best_epoch"])
+        self.best_model_weights_ = state["best_weights"]
