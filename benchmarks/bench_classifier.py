@@ -11,7 +11,7 @@ Acceptance criteria measured here:
 Throughput (default mode)
     Both sides get the same ``uint8`` images, decoded once before any timing
     (so both read a warm :mod:`skderm.images` cache), the same network (a
-    :class:`skderm.network.LesionNet` around
+    :class:`skderm.classifier.network.LesionNet` around
     :func:`skderm.backbones.build_backbone`), batch size, AdamW, learning
     rate, epochs and augmentation (``Augmentation().build(size)``, which
     augments whole batches, or none). The hand-written side is a
@@ -78,7 +78,7 @@ from skderm.backbones import build_backbone
 from skderm.classifier import LesionClassifier
 from skderm.datasets import load_ham10000, make_lesions
 from skderm.images import cache_info, clear_cache, load_images
-from skderm.network import LesionNet
+from skderm.classifier.network import LesionNet
 from skderm.transforms import Augmentation
 
 __all__ = ["main"]

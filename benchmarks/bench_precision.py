@@ -1,6 +1,6 @@
 """Mixed precision and channels_last: what do they buy on this device?
 
-For each backbone, four settings of the same network (``skderm.network.LesionNet``
+For each backbone, four settings of the same network (``skderm.classifier.network.LesionNet``
 around ``skderm.backbones.build_backbone``) are timed side by side, interleaved:
 fp32 NCHW (the baseline), fp32 channels_last, bfloat16 autocast NCHW and bfloat16
 autocast channels_last (and, with ``--freeze-until``, fp32 and bfloat16
@@ -40,7 +40,7 @@ import torch
 
 from skderm import LesionClassifier, make_lesions
 from skderm.backbones import build_backbone
-from skderm.network import LesionNet
+from skderm.classifier.network import LesionNet
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = [("fp32", False, False), ("fp32 channels_last", False, True),

@@ -53,3 +53,7 @@ class OutputPathError(SkdermError, ValueError):
 
 class ModelFileError(SkdermError, ValueError):
     """A model or checkpoint file that is damaged, edited, too old, or asks too much."""
+
+
+class TrainingDivergedError(SkdermError, FloatingPointError):
+    """Training produced a non-finite loss, or a model holds non-finite weights."""

@@ -490,7 +490,7 @@ def test_mobilenet_v2_package_file_loads():
 
 def test_backbone_layers_are_what_freeze_until_accepts_in_order():
     from skderm.backbones import backbone_layers
-    from skderm.network import LesionNet
+    from skderm.classifier.network import LesionNet
 
     names = backbone_layers("tf_efficientnet_lite0")
     assert names[:3] == ["conv_stem", "bn1", "blocks.0"] and names[-2:] == ["conv_head", "bn2"]

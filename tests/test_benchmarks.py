@@ -179,7 +179,7 @@ def test_ham10000_cv_longer_variant_is_the_cpu_recipe_trained_longer():
     assert changed == {"max_epochs"}
     # its cosine schedule anneals differently from epoch 1: in the shared
     # folder it must not resume the 12-epoch runs' final checkpoints
-    from skderm._checkpoint import checkpoint_path
+    from skderm.classifier.checkpoint import checkpoint_path
 
     class Data:  # what the fingerprint reads of a training dataset
         images, y, groups, metadata = [np.zeros((4, 4, 3), np.uint8)], np.array([0]), None, None

@@ -32,7 +32,7 @@ from skderm.classifier.callbacks import MONITORS, default_callbacks
 from skderm.classifier.checkpoint import checkpoint_path
 from skderm.classifier.data import encode_labels, grouped_split
 from skderm.classifier.network import LesionNet, resolve_device
-from skderm.exceptions import DatasetError
+from skderm.exceptions import DatasetError, TrainingDivergedError
 from skderm.images import cache_mode, iter_chunks
 from skderm.inputs import (
     LesionDataset,
@@ -517,8 +517,13 @@ class LesionClassifier(NeuralNetClassifier):
             return super().predict_proba(X)
         chunks = list(iter_chunks(X))
         with cache_mode(True if len(chunks) == 1 else "read"):
-            return np.concatenate([super(LesionClassifier, self).predict_proba(part)
-                                   for _, part in chunks])
+            proba = np.concatenate([super(LesionClassifier, self).predict_proba(part)
+                                    for _, part in chunks])
+        if not np.isfinite(proba).all():
+            raise TrainingDivergedError(
+                "this model predicts non-finite probabilities: its weights are not finite "
+                "(training diverged); refit it with a lower lr")
+        return proba
 
     def predict(self, X):
         """Predicted labels (values of ``classes_``)."""

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import sys
+import warnings
 from numbers import Integral
 
+import numpy as np
+import torch
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 from skorch.callbacks import (
     Callback,
@@ -28,18 +33,70 @@ from skorch.callbacks import (
 from torch.optim.lr_scheduler import LambdaLR
 
 from skderm.classifier.checkpoint import EpochCheckpoint, ResumableEarlyStopping
+from skderm.exceptions import TrainingDivergedError
 
-__all__ = ["default_callbacks"]
+__all__ = ["CleanTrainScore", "FiniteLoss", "default_callbacks", "print_plain_unless_terminal"]
 
 MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
 
 
 def _bacc(net, X, y):
-    return balanced_accuracy_score(y, net.predict_proba(X).argmax(1))
+    with warnings.catch_warnings():
+        # a small validation split may lack a rare class: every epoch would say so
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return balanced_accuracy_score(y, net.predict_proba(X).argmax(1))
 
 
 def _mcc(net, X, y):
     return matthews_corrcoef(y, net.predict_proba(X).argmax(1))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def print_plain_unless_terminal(text: str) -> None:
+    """print, without skorch's colour codes when stdout is not a terminal (a log file)."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    print(text if isatty is not None and isatty() else _ANSI.sub("", text))
+
+
+class FiniteLoss(Callback):
+    """Stop training at the first non-finite training loss, with what to do about it.
+
+    A diverged network predicts NaN, which ``argmax`` turns silently into the
+    first class; so the fit fails instead of returning such a model.
+    """
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if training and loss is not None and not torch.isfinite(loss).all():
+            groups = ", ".join(f"{g['lr']:g}" for g in net.optimizer_.param_groups)
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {loss.item()} in epoch {len(net.history)} "
+                f"(learning rates {groups}); lower lr (e.g. by 10x), or check the inputs for "
+                "non-finite metadata values")
+
+
+class CleanTrainScore(Callback):
+    """Balanced accuracy on up to ``max_images`` training images, unaugmented and unmixed.
+
+    Recorded as ``train_bacc`` each epoch when there is no validation split: a
+    signal that rises while the mixed-label training loss stays high.
+    """
+
+    def __init__(self, max_images: int = 512):
+        self.max_images = max_images
+
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        if dataset_train is None or dataset_train.y is None:
+            return
+        n = len(dataset_train)
+        rows = np.arange(n) if n <= self.max_images else np.sort(
+            np.random.default_rng(0).choice(n, self.max_images, replace=False))
+        subset = dataset_train.subset(rows)
+        proba = net.predict_proba(subset)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+            net.history.record("train_bacc", balanced_accuracy_score(subset.y, proba.argmax(1)))
 
 
 def _epoch_in(net, first: int = 1, last: float = math.inf) -> bool:
@@ -77,6 +134,9 @@ def default_callbacks(net) -> list:
            ("valid_loss", PassthroughScoring(name="valid_loss")),
            ("valid_bacc", EpochScoring(_bacc, name="valid_bacc", lower_is_better=False)),
            ("valid_mcc", EpochScoring(_mcc, name="valid_mcc", lower_is_better=False))]
+    if net.valid_size is None and net.train_split is None:
+        cbs.append(("train_bacc", CleanTrainScore()))
+    cbs.append(("finite_loss", FiniteLoss()))
     cbs += _freezing(net.freeze)
     cbs.append(("frozen_norms", FrozenNormsEval()))
     if net.lr_schedule == "cosine":
@@ -95,5 +155,5 @@ def default_callbacks(net) -> list:
         cbs.append(("checkpoint", EpochCheckpoint()))  # after early stopping
     if net.progress_bar is True:
         cbs.append(("progress_bar", ProgressBar()))
-    cbs.append(("print_log", PrintLog()))
+    cbs.append(("print_log", PrintLog(sink=print_plain_unless_terminal)))
     return cbs

@@ -1,0 +1,63 @@
+"""skderm.classifier.callbacks: divergence stops training, a clean training score, plain logs."""
+
+import io
+
+import pytest
+
+from skderm import LesionClassifier
+from skderm.classifier.callbacks import print_plain_unless_terminal
+from skderm.exceptions import TrainingDivergedError
+
+
+def _clf(**kw):
+    return LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), random_state=0,
+                            verbose=0, batch_size=16, **kw)
+
+
+def test_a_diverging_fit_fails_naming_the_rate(tiny_lesions):
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lower lr"):
+        _clf(lr=1e8, max_epochs=4, valid_size=None).fit(tiny_lesions.data, tiny_lesions.target)
+
+
+def test_a_model_with_non_finite_weights_refuses_to_predict(tiny_lesions):
+    import torch
+
+    clf = _clf(max_epochs=1, valid_size=None).fit(tiny_lesions.data, tiny_lesions.target)
+    with torch.no_grad():
+        next(clf.module_.head.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="non-finite"):
+        clf.predict(tiny_lesions.data)
+
+
+def test_without_validation_the_clean_training_score_is_recorded(tiny_lesions):
+    clf = _clf(max_epochs=3, valid_size=None, mixup_alpha=0.4, lr=3e-3)
+    clf.fit(tiny_lesions.data, tiny_lesions.target)
+    scores = clf.history[:, "train_bacc"]
+    assert len(scores) == 3 and all(0 <= s <= 1 for s in scores)
+    # it is the balanced accuracy of plain predictions on the training images
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert scores[-1] == pytest.approx(balanced_accuracy_score(
+        tiny_lesions.target, clf.predict(tiny_lesions.data)))
+
+
+def test_with_validation_there_is_no_training_score(tiny_lesions):
+    clf = _clf(max_epochs=1, valid_size=0.3).fit(tiny_lesions.data, tiny_lesions.target)
+    assert "train_bacc" not in clf.history[-1]
+
+
+def test_colour_codes_only_reach_a_terminal(monkeypatch):
+    coloured = "\x1b[32m0.5\x1b[0m"
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    print_plain_unless_terminal(coloured)
+    assert out.getvalue() == "0.5\n"
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr("sys.stdout", term)
+    print_plain_unless_terminal(coloured)
+    assert term.getvalue() == coloured + "\n"
