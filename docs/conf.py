@@ -12,7 +12,6 @@ and no intersphinx inventories are fetched.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -39,16 +38,14 @@ extensions = [
     "numpydoc",
 ]
 
-# MyST renders benchmarks/README.md inside benchmarks.rst. It is optional: without
-# it that page shows the file as plain text.
+# MyST renders the Markdown benchmark pages (docs/benchmarks/*.md); their links
+# between pages and to the changelog resolve as site references.
 HAVE_MYST = importlib.util.find_spec("myst_parser") is not None
 if HAVE_MYST:
     extensions.append("myst_parser")
-    # the README's relative links point at files of the repository, not at pages
-    # of this site: render them as plain links instead of unresolved references
-    myst_all_links_external = True
+    myst_all_links_external = False
 
-source_suffix = {".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
@@ -84,37 +81,3 @@ html_sidebars = {
     "**": ["about.html", "navigation.html", "relations.html", "searchbox.html"],
 }
 html_show_sourcelink = False
-
-# -- the benchmarks page -----------------------------------------------------
-
-BENCHMARKS_README = ROOT / "benchmarks" / "README.md"
-
-
-def _benchmarks_results(app, docname, source):
-    """Append benchmarks/README.md to the benchmarks page when the file exists.
-
-    The README is written alongside the benchmark scripts and may be absent
-    from a checkout; the page then keeps only its reproduction instructions.
-    """
-    if docname != "benchmarks":
-        return
-    # re-read this page when the README changes, appears or disappears
-    # (a dependency that does not exist marks the page outdated on every build)
-    app.env.note_dependency(str(BENCHMARKS_README))
-    if not BENCHMARKS_README.is_file():
-        source[0] += (
-            "\n\n.. note::\n\n   ``benchmarks/README.md`` is not in this checkout, so no "
-            "results are shown here;\n   run the commands above to produce them.\n"
-        )
-        return
-    rel = os.path.relpath(BENCHMARKS_README, DOCS).replace(os.sep, "/")
-    if HAVE_MYST:
-        include = f"\n\n.. include:: {rel}\n   :parser: myst_parser.sphinx_\n"
-    else:
-        include = f"\n\n.. literalinclude:: {rel}\n   :language: markdown\n"
-    source[0] += "\n\nResults\n-------\n" + include
-
-
-def setup(app):
-    app.connect("source-read", _benchmarks_results)
-    return {"parallel_read_safe": True}

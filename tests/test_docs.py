@@ -60,7 +60,7 @@ def test_api_reference_documents_the_public_api_from_docstrings(html):
     api = (html / "api" / "skderm.html").read_text(encoding="utf-8")
     # rendered from the docstrings: a parameter of LesionClassifier, the samplers'
     # inherited fit_resample, the signature of load_ham10000
-    for expected in ('id="skderm.LesionClassifier"', "backbone_lr",
+    for expected in ('id="skderm.LesionClassifier"', "freeze_until",
                      'id="skderm.LesionClassifier.fit"',
                      'id="skderm.OverRateSampler.fit_resample"', 'id="skderm.load_ham10000"'):
         assert expected in api, f"{expected!r} not in api/skderm.html"
