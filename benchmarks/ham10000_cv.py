@@ -389,7 +389,7 @@ def describe(recipe: str, args) -> str:
             meta += f", mixup {p['mixup_alpha']:g}"
         if p["cutmix_alpha"]:
             meta += f", CutMix {p['cutmix_alpha']:g}"
-        area = model._view().crop_area
+        area = model.inference_view().crop_area
         tta = "TTA" if area is None else f"TTA on the centred {area:g} of the area"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else
                      "unweighted" if p["class_weight"] is None else "class weights")

@@ -254,9 +254,10 @@ class LesionClassifier(NeuralNetClassifier):
         h, w = size
         return int(h), int(w)
 
-    def _view(self) -> InferenceView:
-        """What validation and prediction see (read from the parameters at every call,
-        so a setting changed on a fitted model takes effect)."""
+    def inference_view(self) -> InferenceView:
+        """What validation, prediction, saliency and export see: colour constancy, the
+        test crop and the flips, read from the parameters at every call (so a setting
+        changed on a fitted model takes effect)."""
         validate_parameter_constraints(
             {k: self._parameter_constraints[k] for k in ("test_crop", "tta")},
             {"test_crop": self.test_crop, "tta": self.tta}, caller_name=type(self).__name__)
@@ -390,7 +391,7 @@ class LesionClassifier(NeuralNetClassifier):
     def validation_step(self, batch, **fit_params):
         x, y = batch
         x = self._to_device(x)
-        x["images"] = self._view().prepare(x["images"])
+        x["images"] = self.inference_view().prepare(x["images"])
         return super().validation_step((x, y), **fit_params)
 
     def evaluation_step(self, batch, training=False):
@@ -398,7 +399,7 @@ class LesionClassifier(NeuralNetClassifier):
             return super().evaluation_step(batch, training=True)
         self.check_is_fitted()
         x = self._to_device(batch[0])
-        view = self._view()
+        view = self.inference_view()
         self._set_training(False)
         with torch.no_grad():
             if not view.flips:
