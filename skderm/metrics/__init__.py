@@ -1,0 +1,44 @@
+"""Scores, reports, intervals and calibration for the predictions of any classifier.
+
+Everything here is plain numpy / pandas / scikit-learn, so it works on the
+predictions of any model. One concept per module:
+
+- :mod:`~skderm.metrics.report`: the per-class table and specificity;
+- :mod:`~skderm.metrics.scorers`: :func:`get_scorers`, the one source of
+  ``scoring=`` dicts;
+- :mod:`~skderm.metrics.bootstrap`: lesion-grouped bootstrap intervals.
+
+Conventions
+-----------
+- An undefined ratio (``0 / 0``) is ``NaN``, never ``0``: a class that is
+  never predicted has NaN precision, a class absent from ``y_true`` has NaN
+  recall. Averages skip NaN. This matches scikit-learn's
+  ``precision_recall_fscore_support(..., zero_division=np.nan)``.
+- Class labels may be strings or integers; rows and scorers are keyed by the
+  label itself (``report.loc["mel", "recall"]``).
+- Functions taking probabilities take ``classes``, the class of each column
+  (``model.classes_``); by default the sorted labels of ``y_true``.
+"""
+
+from __future__ import annotations
+
+from skderm.metrics.bootstrap import bootstrap_ci, bootstrap_report
+from skderm.metrics.report import (
+    REPORT_COLUMNS,
+    classification_report_frame,
+    specificity_score,
+)
+from skderm.metrics.scorers import get_scorers
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "classification_report_frame",
+    "specificity_score",
+    "get_scorers",
+    "bootstrap_ci",
+    "bootstrap_report",
+]
+
+# Transition only: tests/test_decision.py and benchmarks/ still import it from here.
+# It is a decision rule and lives in skderm.decision; drop this line once they import it there.
+from skderm.decision import average_by_lesion  # noqa: E402,F401
