@@ -6,7 +6,14 @@ predictions of any model. One concept per module:
 - :mod:`~skderm.metrics.report`: the per-class table and specificity;
 - :mod:`~skderm.metrics.scorers`: :func:`get_scorers`, the one source of
   ``scoring=`` dicts;
-- :mod:`~skderm.metrics.bootstrap`: lesion-grouped bootstrap intervals.
+- :mod:`~skderm.metrics.bootstrap`: lesion-grouped bootstrap intervals;
+- :mod:`~skderm.metrics.calibration`: calibration error, Brier score and
+  reliability-diagram data; :mod:`~skderm.metrics.temperature`: temperature
+  scaling on a lesion-grouped held-out part;
+- :mod:`~skderm.metrics.abstention`: risk-coverage and referral;
+- :mod:`~skderm.metrics.operating_points`: sensitivity at a fixed
+  specificity and the reverse, per class or malignant vs benign;
+- :mod:`~skderm.metrics.interpretation`: top losses and most-confused pairs.
 
 Conventions
 -----------
@@ -22,13 +29,23 @@ Conventions
 
 from __future__ import annotations
 
+from skderm.metrics.abstention import referral_balanced_accuracy, risk_coverage_curve
 from skderm.metrics.bootstrap import bootstrap_ci, bootstrap_report
+from skderm.metrics.calibration import brier_score, expected_calibration_error, reliability_curve
+from skderm.metrics.interpretation import most_confused, top_losses
+from skderm.metrics.operating_points import (
+    MALIGNANT,
+    operating_points,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+)
 from skderm.metrics.report import (
     REPORT_COLUMNS,
     classification_report_frame,
     specificity_score,
 )
 from skderm.metrics.scorers import get_scorers
+from skderm.metrics.temperature import TemperatureScaledClassifier
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -37,6 +54,18 @@ __all__ = [
     "get_scorers",
     "bootstrap_ci",
     "bootstrap_report",
+    "expected_calibration_error",
+    "brier_score",
+    "reliability_curve",
+    "TemperatureScaledClassifier",
+    "risk_coverage_curve",
+    "referral_balanced_accuracy",
+    "MALIGNANT",
+    "sensitivity_at_specificity",
+    "specificity_at_sensitivity",
+    "operating_points",
+    "top_losses",
+    "most_confused",
 ]
 
 # Transition only: tests/test_decision.py and benchmarks/ still import it from here.
