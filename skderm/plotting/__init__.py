@@ -14,8 +14,9 @@ display a returned figure by leaving it as the cell's last expression.
 
 from __future__ import annotations
 
+from skderm.plotting.calibration import plot_reliability_diagram, plot_risk_coverage
 from skderm.plotting.confusion import plot_confusion_matrices, plot_confusion_matrix
-from skderm.plotting.curves import plot_roc
+from skderm.plotting.curves import plot_precision_recall, plot_roc
 from skderm.plotting.figure import save_figure
 from skderm.plotting.gallery import plot_image_grid
 from skderm.plotting.history import plot_learning_curves
@@ -25,6 +26,9 @@ __all__ = [
     "plot_confusion_matrices",
     "plot_learning_curves",
     "plot_roc",
+    "plot_precision_recall",
+    "plot_reliability_diagram",
+    "plot_risk_coverage",
     "plot_image_grid",
     "save_figure",
 ]

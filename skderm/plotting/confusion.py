@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from skderm.metrics.validation import check_pair, resolve_labels
-from skderm.plotting.figure import new_figure, require_matplotlib, root_figure
+from skderm.plotting.figure import figure_and_axes, new_figure, require_matplotlib
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from matplotlib.axes import Axes
@@ -86,11 +86,7 @@ def plot_confusion_matrix(
     require_matplotlib()
     y_true, y_pred = check_pair(y_true, y_pred)
     labels = resolve_labels(y_true, y_pred, labels)
-    if ax is None:
-        fig = new_figure(_confusion_size(len(labels)))
-        ax = fig.add_subplot()
-    else:
-        fig = root_figure(ax)
+    fig, ax = figure_and_axes(ax, _confusion_size(len(labels)))
     _draw_confusion(ax, y_true, y_pred, labels, normalize, title)
     return fig
 

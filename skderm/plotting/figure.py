@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["MISSING_MATPLOTLIB", "new_figure", "require_matplotlib", "root_figure", "save_figure"]
+__all__ = ["MISSING_MATPLOTLIB", "figure_and_axes", "new_figure", "require_matplotlib",
+           "root_figure", "save_figure"]
 
 #: The ImportError message when matplotlib is absent: it names the extra.
 MISSING_MATPLOTLIB = "skderm.plotting needs matplotlib: pip install 'skderm[plot]'"
@@ -46,6 +47,14 @@ def root_figure(ax: Axes) -> Figure:
         while getattr(fig, "figure", fig) is not fig:
             fig = fig.figure
         return fig
+
+
+def figure_and_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new figure of ``size`` inches with one Axes."""
+    if ax is None:
+        fig = new_figure(size)
+        return fig, fig.add_subplot()
+    return root_figure(ax), ax
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> str:
