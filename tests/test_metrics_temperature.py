@@ -11,6 +11,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import make_column_transformer
+from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -96,7 +97,7 @@ def test_prefit_estimator_is_used_as_is():
     clf = TemperatureScaledClassifier(FrozenEstimator(fitted), holdout_size=None).fit(X, y)
     assert clf.estimator_.estimator is fitted
     assert clf.temperature_ > 2.0
-    with pytest.raises(Exception, match="not fitted"):
+    with pytest.raises(NotFittedError, match="holdout_size=None .* not fitted"):
         TemperatureScaledClassifier(Overconfident(), holdout_size=None).fit(X, y)
 
 

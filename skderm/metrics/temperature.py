@@ -18,6 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.sparse import issparse
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -198,7 +199,12 @@ class TemperatureScaledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             raise ValueError(f"{type(self).__name__}: X has {n_rows} rows but y has {len(y)} "
                              "labels; pass one label per row of X")
         if self.holdout_size is None:
-            check_is_fitted(self.estimator)
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError:
+                raise NotFittedError(f"{type(self).__name__} holdout_size=None uses the estimator "
+                                     "as it is, but it is not fitted; fit it first (on other "
+                                     "data), or pass holdout_size=0.2 to fit it here") from None
             estimator, held = self.estimator, np.arange(len(y))
         else:
             train, held = self._split(X, y)
