@@ -37,6 +37,12 @@ def test_hand_computed_top_label_and_bins():
     assert expected_calibration_error(y, proba, n_bins=10) == pytest.approx(0.4)
 
 
+def test_a_confidence_on_an_edge_belongs_to_the_bin_below():
+    # 0.56 * 25 is 14.000000000000002 in floating point, yet 0.56 is the edge of bin 14
+    curve = reliability_curve(["a", "b"], [[0.56, 0.44], [0.44, 0.56]], n_bins=25)
+    assert curve.loc[13, "count"] == 2 and curve.loc[13, "bin_high"] == pytest.approx(0.56)
+
+
 def test_calibrated_probabilities_have_small_ece_and_overconfident_large():
     y, proba, classes = _calibrated()
     assert expected_calibration_error(y, proba, classes=classes) < 0.02

@@ -41,7 +41,9 @@ def _confidence_and_outcome(y_true, proba, classes, label):
 
 def _bin_table(confidence: np.ndarray, outcome: np.ndarray, n_bins: int) -> pd.DataFrame:
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    # rounded first so that 0.7 * 10 = 7.000000000000001 stays on its edge, in bin (0.6, 0.7]
+    scaled = np.round(confidence * n_bins, 9)
+    index = np.clip(np.ceil(scaled).astype(int) - 1, 0, n_bins - 1)
     count = np.bincount(index, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
