@@ -8,7 +8,7 @@ labels, never how it is trained:
 
 * **pooling**: HAM10000 photographs many lesions more than once, and a clinic
   knows which images show one lesion. The images of a lesion get its average
-  probabilities (:func:`skderm.metrics.average_by_lesion`), so they are
+  probabilities (:func:`average_by_lesion`), so they are
   classified together, as one lesion seen several ways.
 * **prior_shift** ``t``: the label is ``argmax(log p - t * log prior)``, with
   ``prior`` the training labels' class frequencies. ``t = 0`` is the plain
@@ -35,11 +35,66 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from skderm.metrics import average_by_lesion
-
-__all__ = ["LesionLevelClassifier", "shifted_argmax"]
+__all__ = ["LesionLevelClassifier", "average_by_lesion", "shifted_argmax"]
 
 _POOLINGS = ("mean", "geometric")
+
+
+def average_by_lesion(proba, groups, *, method: str = "mean") -> np.ndarray:
+    """Give every image its lesion's average class probabilities.
+
+    HAM10000 photographs many lesions more than once. When the images of one
+    lesion are classified together, averaging their probabilities is a cheap
+    ensemble over views. It needs each test image's ``lesion_id``, which a
+    clinic has and a single-image benchmark (the ISIC 2018 test set) does
+    not: report figures made with it as such.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_images, n_classes)
+        Class probabilities, e.g. from ``predict_proba``.
+    groups : array-like of shape (n_images,)
+        The lesion of each image. A missing value (None/NaN) leaves that image
+        on its own.
+    method : {"mean", "geometric"}, default="mean"
+        Arithmetic mean of the probabilities, or the normalised geometric mean
+        (mean of log-probabilities).
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_classes)
+        Rows sum to 1; images of a lesion share one row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skderm.decision import average_by_lesion
+    >>> average_by_lesion(np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]), ["a", "a", "b"])
+    array([[0.6, 0.4],
+           [0.6, 0.4],
+           [0.2, 0.8]])
+    """
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2:
+        raise ValueError(f"proba must be 2-D (n_images, n_classes), got shape {proba.shape}")
+    groups = pd.Series(np.asarray(groups, dtype=object)).reset_index(drop=True)
+    if len(groups) != len(proba):
+        raise ValueError(f"groups has {len(groups)} entries but proba has {len(proba)} rows; "
+                         "pass one lesion id per image, in the same order")
+    if method not in ("mean", "geometric"):
+        raise ValueError(f"method must be 'mean' or 'geometric', got {method!r}")
+    missing = groups.isna().to_numpy()
+    # a missing lesion id stands for a lesion of its own
+    keys = groups.astype(str).to_numpy(dtype=object)
+    keys[missing] = [f"\x00missing{i}" for i in np.flatnonzero(missing)]
+    values = np.log(np.clip(proba, 1e-12, None)) if method == "geometric" else proba
+    codes, index = np.unique(keys, return_inverse=True)
+    sums = np.zeros((len(codes), proba.shape[1]))
+    np.add.at(sums, index, values)
+    mean = sums[index] / np.bincount(index)[index, None]
+    if method == "geometric":
+        mean = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return mean / mean.sum(axis=1, keepdims=True)
 
 
 def shifted_argmax(proba, class_prior, prior_shift: float) -> np.ndarray:
@@ -95,7 +150,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         every image on its own.
     pooling : {"mean", "geometric"} or None, default="mean"
         How a lesion's probabilities are combined
-        (:func:`skderm.metrics.average_by_lesion`); ``None`` turns pooling off.
+        (:func:`average_by_lesion`); ``None`` turns pooling off.
     prior_shift : float, default=0.0
         ``t`` of the decision rule ``argmax(log p - t * log prior)``; 0 is
         the wrapped classifier's own argmax (see the module docstring).

@@ -16,6 +16,9 @@ from skderm.plotting import (  # noqa: E402
     plot_confusion_matrix,
     plot_image_grid,
     plot_learning_curves,
+    plot_precision_recall,
+    plot_reliability_diagram,
+    plot_risk_coverage,
     plot_roc,
     save_figure,
 )
@@ -227,6 +230,82 @@ def test_roc_rejects_mismatched_input():
 
 
 # --------------------------------------------------------------------------
+# precision-recall, reliability, risk-coverage
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scored():
+    """Three present classes of seven columns, probabilities that favour the truth."""
+    rng = np.random.default_rng(2)
+    classes = np.array(CLASSES)
+    y_true = rng.choice(["bcc", "mel", "nv"], size=200, p=[0.2, 0.2, 0.6])
+    proba = rng.random((200, len(classes)))
+    proba[np.arange(200), np.searchsorted(classes, y_true)] += 0.8
+    return y_true, proba / proba.sum(axis=1, keepdims=True), classes
+
+
+def test_precision_recall_one_curve_per_present_class(scored, tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    y_true, proba, classes = scored
+    fig = plot_precision_recall(y_true, proba, classes=classes)
+    ax = fig.axes[0]
+    texts = _legend_texts(ax)
+    assert [t.split(" ")[0] for t in texts] == ["bcc", "mel", "nv"]
+    ap = average_precision_score(y_true == "mel", proba[:, CLASSES.index("mel")])
+    prevalence = np.mean(y_true == "mel")
+    assert texts[1] == f"mel (AP {ap:.3f}, prevalence {prevalence:.3f})"
+    assert ax.get_xlabel().startswith("recall") and ax.get_ylabel() == "precision"
+    _check_png(save_figure(fig, tmp_path / "pr.png", dpi=60), fig, 60)
+    with pytest.raises(ValueError, match="at least two classes"):
+        plot_precision_recall(["a", "a"], [[0.5, 0.5], [0.5, 0.5]], classes=["a", "b"])
+
+
+def test_roc_and_precision_recall_side_by_side(scored):
+    from matplotlib.figure import Figure
+
+    y_true, proba, classes = scored
+    fig = Figure(figsize=(11, 5))
+    left, right = fig.subplots(1, 2)
+    assert plot_roc(y_true, proba, classes=classes, ax=left) is fig
+    assert plot_precision_recall(y_true, proba, classes=classes, ax=right) is fig
+    assert left.get_title().startswith("ROC") and right.get_title().startswith("Precision")
+
+
+def test_reliability_diagram_bars_are_the_curve(scored, tmp_path):
+    from skderm.metrics import expected_calibration_error, reliability_curve
+
+    y_true, proba, classes = scored
+    fig = plot_reliability_diagram(y_true, proba, classes=classes, n_bins=10)
+    ax = fig.axes[0]
+    curve = reliability_curve(y_true, proba, classes=classes, n_bins=10)
+    filled = curve[curve["count"] > 0]
+    accuracy_bars = ax.containers[1]
+    np.testing.assert_allclose([b.get_height() for b in accuracy_bars], filled["accuracy"])
+    np.testing.assert_allclose([b.get_x() for b in accuracy_bars], filled["bin_low"])
+    ece = expected_calibration_error(y_true, proba, classes=classes, n_bins=10)
+    assert f"ECE {ece:.3f}" in ax.get_title()
+    _check_png(save_figure(fig, tmp_path / "reliability.png"), fig, 100)
+    per_class = plot_reliability_diagram(y_true, proba, classes=classes, label="mel")
+    assert "mel vs rest" in per_class.axes[0].get_title()
+
+
+def test_risk_coverage_plot_draws_the_curve(scored, tmp_path):
+    from skderm.metrics import risk_coverage_curve
+
+    y_true, proba, classes = scored
+    fig = plot_risk_coverage(y_true, proba, classes=classes)
+    ax = fig.axes[0]
+    curve = risk_coverage_curve(y_true, proba, classes=classes)
+    risk, bacc = ax.get_lines()
+    np.testing.assert_allclose(risk.get_ydata(), curve["risk"])
+    np.testing.assert_allclose(bacc.get_ydata(), curve["balanced_accuracy"])
+    assert f"area {curve['risk'].mean():.3f}" in ax.get_title()
+    _check_png(save_figure(fig, tmp_path / "risk_coverage.png"), fig, 100)
+
+
+# --------------------------------------------------------------------------
 # image grid
 # --------------------------------------------------------------------------
 
@@ -293,5 +372,6 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     with pytest.raises(ImportError) as info:
         plot_confusion_matrix(["a"], ["a"])
     assert str(info.value) == message
-    with pytest.raises(ImportError, match=r"skderm\[plot\]"):
-        plot_roc(["a", "b"], [[1.0, 0.0], [0.0, 1.0]], classes=["a", "b"])
+    for plot in (plot_roc, plot_precision_recall, plot_reliability_diagram, plot_risk_coverage):
+        with pytest.raises(ImportError, match=r"skderm\[plot\]"):
+            plot(["a", "b"], [[1.0, 0.0], [0.0, 1.0]], classes=["a", "b"])
