@@ -80,7 +80,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skderm import BackboneFeatures, load_ham10000
-from skderm.metrics import average_by_lesion, bootstrap_report
+from skderm.decision import average_by_lesion
+from skderm.metrics import bootstrap_report
 from skderm.classifier.network import resolve_device
 from skderm.recipes import make_recipe
 
@@ -424,7 +425,7 @@ def markdown(results: list[dict]) -> str:
             f"{r['fit_minutes_per_fold']:.1f} min"
             f"{'' if r.get('device', 'cpu') == 'cpu' else ' (' + r['device'] + ')'} |")
     lines += ["", "The same folds when each image gets its lesion's mean probabilities "
-              "(`skderm.metrics.average_by_lesion`; needs lesion_id at prediction time, so "
+              "(`skderm.decision.average_by_lesion`; needs lesion_id at prediction time, so "
               "not comparable with single-image benchmarks):", "",
               "| recipe | folds | balanced acc. | MCC |", "|---|---|---|---|"]
     for r in results:

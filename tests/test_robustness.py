@@ -36,7 +36,7 @@ from skderm.exceptions import DatasetError, ImageError
 from skderm.images import read_image
 from skderm.inputs import check_labels, parse_X
 from skderm.metadata import check_metadata, check_metadata_at_predict, metadata_encoder
-from skderm.metrics import SCORING
+from skderm.metrics import get_scorers
 
 SIZE = (32, 32)
 FAST = dict(
@@ -328,7 +328,7 @@ def test_class_missing_from_a_training_fold_is_never_predicted_there(data):
     np.testing.assert_array_equal(proba[y == "df", DX_CLASSES.index("df")], 0)
 
     search = GridSearchCV(
-        make_clf(), {"lr": [1e-3]}, cv=cv, scoring=SCORING, refit="bacc", error_score="raise"
+        make_clf(), {"lr": [1e-3]}, cv=cv, scoring=get_scorers(probabilities=False), refit="bacc", error_score="raise"
     ).fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_bacc"]).all()
     assert list(search.best_estimator_.classes_) == sorted(DX_CLASSES)

@@ -67,7 +67,3 @@ __all__ = [
     "top_losses",
     "most_confused",
 ]
-
-# Transition only: tests/test_decision.py and benchmarks/ still import it from here.
-# It is a decision rule and lives in skderm.decision; drop this line once they import it there.
-from skderm.decision import average_by_lesion  # noqa: E402,F401
