@@ -441,7 +441,9 @@ def make_lesions(
     Returns
     -------
     bunch : :class:`~sklearn.utils.Bunch`
-        What :func:`load_ham10000` returns for the folder, plus ``directory``.
+        What :func:`load_ham10000` returns for the folder, plus ``directory``
+        and ``masks``: where each lesion is, a boolean (n_samples, height,
+        width) array in the rows' order (for testing saliency maps).
     """
     _check_make_params(n_samples, n_classes, image_size, images_per_lesion, weights)
     rng = check_random_state(random_state)
@@ -470,12 +472,13 @@ def make_lesions(
     # one noise bank, cropped at random offsets: far cheaper than fresh noise per image
     noise = rng.normal(0, 3, size=(2 * height, 2 * width, 3)).astype(np.float32)
     images = iter(image_ids)
+    masks = {}
     for lesion, count in zip(lesions, per_lesion, strict=True):
         look = _lesion_look(lesion["dx"], min(height, width), rng)
         patch, skin = _draw_lesion(look), _draw_skin(look, height, width)
         for _ in range(count):
             image_id = next(images)
-            pixels = _photograph(patch, skin, noise, rng)
+            pixels, masks[image_id] = _photograph(patch, skin, noise, rng)
             Image.fromarray(pixels).save(directory / "images" / f"{image_id}.jpg", quality=90)
             rows.append({**lesion, "image_id": image_id})
     columns = list(REQUIRED_COLUMNS)
@@ -484,6 +487,7 @@ def make_lesions(
     )
     bunch = load_ham10000(directory)
     bunch.directory = str(directory.resolve())
+    bunch.masks = np.stack([masks[i] for i in bunch.frame["image_id"]])
     return bunch
 
 
@@ -632,8 +636,9 @@ def _draw_skin(look, height, width) -> Image.Image:
     return Image.fromarray(np.clip(look["skin"] * shade[..., None], 0, 255).astype(np.uint8))
 
 
-def _photograph(patch, skin, noise, rng) -> np.ndarray:
-    """One image of a lesion: small scale, rotation, shift and brightness change, plus noise."""
+def _photograph(patch, skin, noise, rng) -> tuple[np.ndarray, np.ndarray]:
+    """One image of a lesion (small scale, rotation, shift and brightness change, plus
+    noise) and the boolean mask of where the lesion lies in it."""
     width, height = skin.size
     size = max(3, round(patch.width * rng.uniform(0.93, 1.07)))
     patch = patch.resize((size, size), Image.Resampling.BILINEAR)
@@ -642,10 +647,12 @@ def _photograph(patch, skin, noise, rng) -> np.ndarray:
     y0 = round(height / 2 * (1 + rng.uniform(-0.12, 0.12)) - patch.height / 2)
     canvas = skin.copy()
     canvas.paste(patch, (x0, y0), patch)
+    alpha = Image.new("L", skin.size, 0)
+    alpha.paste(patch.getchannel("A"), (x0, y0))
     top, left = rng.randint(0, height + 1), rng.randint(0, width + 1)
     pixels = np.asarray(canvas, dtype=np.float32) * np.float32(rng.uniform(0.9, 1.1))
     pixels += noise[top : top + height, left : left + width]
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+    return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(alpha) > 127
 
 
 def _waves(look, u, v, scale) -> np.ndarray:
