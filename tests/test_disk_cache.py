@@ -144,6 +144,12 @@ def test_the_environment_variable_on_the_data_folder_is_refused(data_dir):
     assert _listing(data_dir) == before
 
 
+def test_a_nul_byte_in_a_folder_is_an_image_error_with_the_disk_cache(tmp_path):
+    images.set_cache_dir(tmp_path / "cache")
+    with pytest.raises(ImageError, match="NUL|null"):
+        load_images([str(tmp_path / "da\x00ta" / "ISIC_0000001.jpg")], SIZE)
+
+
 def test_a_cache_folder_beside_the_images_is_used(data_dir, tmp_path):
     images.set_cache_dir(tmp_path / "cache")  # a sibling of the data folder
     load_images(_paths(data_dir), SIZE)

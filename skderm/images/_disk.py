@@ -129,6 +129,7 @@ class DiskCache:
         self._writable = True
         self._warning: str | None = None
         self._apart: set[str] = set()
+        self._marked = False
 
     @property
     def enabled(self) -> bool:
@@ -147,8 +148,8 @@ class DiskCache:
             Naming both folders and how to choose another cache folder.
         """
         for folder in image_folders:
-            if folder in self._apart:
-                continue
+            if folder in self._apart or "\x00" in folder:
+                continue  # no file has a NUL byte in its path: reading it reports that
             if is_within(self.root, folder):
                 where = "is" if is_within(folder, self.root) else "lies inside"
             elif is_within(folder, self.root):
@@ -207,11 +208,14 @@ class DiskCache:
 
     def _mark_namespace(self) -> None:
         """Make the namespace folder with its marker, the proof that skderm made it."""
-        folder = self.root / NAMESPACE
-        if _is_marked(folder):
+        if self._marked:  # checked once per process, and again after clear()
             return
-        with atomic_write(folder / MARKER, "w") as f:
-            f.write(f"{_MARKER_HEAD}\nnamespace {NAMESPACE}\ntoken {secrets.token_hex(16)}\n")
+        folder = self.root / NAMESPACE
+        if not _is_marked(folder):
+            with atomic_write(folder / MARKER, "w") as f:
+                f.write(f"{_MARKER_HEAD}\nnamespace {NAMESPACE}\n"
+                        f"token {secrets.token_hex(16)}\n")
+        self._marked = True
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -232,6 +236,7 @@ class DiskCache:
         if self.root is None or not self.root.is_dir():
             return
         with self._write_lock:
+            self._marked = False
             for child in self.root.iterdir():
                 if not child.is_symlink() and child.is_dir() and _is_marked(child):
                     _clear_namespace(child)
