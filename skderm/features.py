@@ -24,7 +24,6 @@ number of images.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from skderm import images as _images
+from skderm._utils.lru import LRUCache
 from skderm.backbones import build_backbone, get_backbone
 from skderm.classifier.network import LesionNet, resolve_device
 from skderm.exceptions import ImageError
@@ -44,46 +44,20 @@ __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
 _FLIPS = ((), (3,), (2,), (2, 3))
 
 
-class _EmbeddingCache:
-    """Per-image embeddings, bounded in bytes (oldest dropped first)."""
-
-    def __init__(self, maxbytes: int = 1 << 30):
-        self.maxbytes = maxbytes
-        self.data: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self.nbytes = 0
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        value = self.data.get(key)
-        if value is not None:
-            self.hits += 1
-        return value
-
-    def put(self, key, value: np.ndarray) -> None:
-        self.misses += 1
-        if key in self.data:
-            return
-        self.data[key] = value
-        self.nbytes += value.nbytes
-        while self.nbytes > self.maxbytes and self.data:
-            _, old = self.data.popitem(last=False)
-            self.nbytes -= old.nbytes
-
-
-_CACHE = _EmbeddingCache()
+# per-image embeddings, bounded in bytes
+_CACHE = LRUCache(1 << 30)
 
 
 def embedding_cache_info() -> dict:
     """``hits`` (images served from cache), ``misses`` (images embedded), ``entries``, ``nbytes``."""
-    return {"hits": _CACHE.hits, "misses": _CACHE.misses, "entries": len(_CACHE.data),
-            "nbytes": _CACHE.nbytes}
+    info = _CACHE.info()
+    return {"hits": info.hits, "misses": info.misses, "entries": info.currsize,
+            "nbytes": info.size}
 
 
 def clear_embedding_cache() -> None:
     """Forget every cached embedding and reset the counters."""
-    _CACHE.data.clear()
-    _CACHE.nbytes = _CACHE.hits = _CACHE.misses = 0
+    _CACHE.clear()
 
 
 def _content_keys(paths: list[str]) -> list[str | None]:

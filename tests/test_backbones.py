@@ -69,8 +69,8 @@ def registered():
 
     yield register
     for name in names:
-        backbones._REGISTRY.pop(name, None)
-        backbones._RESOLVED.pop(name, None)
+        backbones._registry._REGISTRY.pop(name, None)
+        backbones._registry._RESOLVED.pop(name, None)
 
 
 def _sha256(path) -> str:
@@ -283,9 +283,28 @@ def test_damaged_download_is_refused_and_not_kept(torch_home, registered, monkey
             url=source.as_uri(),
         )
     )
-    with pytest.raises(WeightsError, match="SHA-256"):
+    with pytest.raises(WeightsError, match="SHA-256") as info:
         build_backbone("skderm_test_dl_bad", weights="imagenet")
+    # the message names where the file came from, not an internal temporary name
+    assert source.as_uri() in str(info.value)
+    assert "skderm-tmp" not in str(info.value) and "partial" not in str(info.value)
     assert os.listdir(torch_home) == []
+
+
+def test_a_killed_downloads_temporary_is_removed_by_the_next(torch_home, registered,
+                                                             monkeypatch, tmp_path):
+    monkeypatch.delenv("SKDERM_OFFLINE")
+    served = tmp_path / "served"
+    served.mkdir()
+    _, source = _tiny_file(served)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = torch_home / f".{source.name}.skderm-tmp-{dead}"
+    left.write_bytes(source.read_bytes()[:100])
+    registered(dataclasses.replace(get_backbone("tiny"), name="skderm_test_dl_again",
+                                   weights_file=source.name, url=source.as_uri()))
+    build_backbone("skderm_test_dl_again", weights="imagenet")
+    assert os.listdir(torch_home) == [source.name]
 
 
 def test_unreachable_download_says_what_to_do(torch_home, registered, monkeypatch, tmp_path):

@@ -223,6 +223,34 @@ def test_duplicated_image_id_and_bad_age_are_rejected(dataset):
         load_ham10000(dataset)
 
 
+@pytest.mark.parametrize("check_files", [True, False])
+@pytest.mark.parametrize("image_id", [
+    "../../../outside/secret", "../secret", "images/../../secret", "sub/ISIC_0000001",
+    "..\\secret", "/etc/passwd", "..", ".",
+])
+def test_an_image_id_never_leaves_its_folder(dataset, tmp_path, image_id, check_files):
+    # a file the traversal would reach, named as the id asks
+    (tmp_path / "outside").mkdir(exist_ok=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "outside" / "secret.jpg")
+    Image.new("RGB", (4, 4)).save(tmp_path / "secret.jpg")
+    _edit_csv(dataset, lambda f: f.__setitem__("image_id", f.image_id.where(f.index != 4,
+                                                                              image_id)))
+    with pytest.raises(DatasetError) as info:
+        load_ham10000(dataset, check_files=check_files)
+    message = str(info.value)
+    assert "data row 4" in message and repr(image_id) in message
+    assert "plain file name" in message
+
+
+def test_parse_age_is_the_rule_for_every_metadata_file():
+    from skderm.datasets import parse_age
+
+    ages = parse_age(pd.Series(["45", "", "unknown", "NaN", " 7.5"]).str.strip(), "x.csv")
+    np.testing.assert_array_equal(ages, [45.0, np.nan, np.nan, np.nan, 7.5])
+    with pytest.raises(DatasetError, match=r"x\.csv.*not finite non-negative.*'-3'"):
+        parse_age(pd.Series(["-3"]), "x.csv")
+
+
 # ------------------------------------------------------------------ make_lesions
 
 

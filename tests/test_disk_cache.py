@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from skderm import features, images
-from skderm.exceptions import ImageError
+from skderm.exceptions import ImageError, OutputPathError
 from skderm.images import cache_info, clear_cache, load_images, read_image
 
 SIZE = (12, 16)
@@ -68,7 +68,7 @@ def _no_decoding(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("decoded a file the disk cache should have served")
 
-    monkeypatch.setattr(images, "_decode", refuse)
+    monkeypatch.setattr(images._load, "decode", refuse)
 
 
 # ---------------------------------------------------------------------------
@@ -114,9 +114,51 @@ def test_nothing_is_written_into_the_data_folder(data_dir, tmp_path):
     assert len(_entries(tmp_path / "cache")) == 10
 
 
-def test_an_edited_image_misses_even_with_the_same_size_and_mtime(tmp_path):
+@pytest.mark.parametrize("where", ["the data folder", "inside it", "above it"])
+def test_a_cache_folder_at_inside_or_above_the_images_is_refused(data_dir, tmp_path, where):
+    cache = {"the data folder": data_dir, "inside it": data_dir / "cache",
+             "above it": tmp_path}[where]
+    images.set_cache_dir(cache)
+    before = _listing(tmp_path)
+    with pytest.raises(OutputPathError) as info:
+        load_images(_paths(data_dir), SIZE)
+    message = str(info.value)
+    assert str(data_dir) in message and str(cache) in message
+    assert "set_cache_dir" in message and "SKDERM_CACHE_DIR" in message
+    assert _listing(tmp_path) == before  # nothing written, not even the folder
+    # decoding without the disk cache still works
+    assert len(load_images(_paths(data_dir), SIZE, cache=False)) == 5
+
+
+def test_the_environment_variable_on_the_data_folder_is_refused(data_dir):
+    code = (
+        "import skderm.images as im\n"
+        f"im.load_images({_paths(data_dir)!r}, {SIZE!r})\n"
+    )
+    before = _listing(data_dir)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SKDERM_CACHE_DIR": str(data_dir)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "OutputPathError" in done.stderr
+    assert str(data_dir) in done.stderr
+    assert _listing(data_dir) == before
+
+
+def test_a_nul_byte_in_a_folder_is_an_image_error_with_the_disk_cache(tmp_path):
     images.set_cache_dir(tmp_path / "cache")
-    path = tmp_path / "ISIC_0000001.bmp"
+    with pytest.raises(ImageError, match="NUL|null"):
+        load_images([str(tmp_path / "da\x00ta" / "ISIC_0000001.jpg")], SIZE)
+
+
+def test_a_cache_folder_beside_the_images_is_used(data_dir, tmp_path):
+    images.set_cache_dir(tmp_path / "cache")  # a sibling of the data folder
+    load_images(_paths(data_dir), SIZE)
+    assert len(_entries(tmp_path / "cache")) == 5
+
+
+def test_an_edited_image_misses_even_with_the_same_size_and_mtime(data_dir, tmp_path):
+    images.set_cache_dir(tmp_path / "cache")
+    path = data_dir / "ISIC_0000001.bmp"
     Image.fromarray(np.full((30, 40, 3), 10, np.uint8)).save(path, format="BMP")
     assert load_images([path], SIZE)[0].mean() < 20
     st = path.stat()
@@ -158,14 +200,20 @@ def test_a_corrupt_entry_is_a_miss_and_is_rewritten(data_dir, tmp_path, damage):
     assert entry.read_bytes() == good  # rewritten whole
 
 
-def test_a_process_killed_while_writing_leaves_no_entry(data_dir, tmp_path):
+def _temporaries(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.skderm-tmp-*"))
+
+
+def test_a_process_killed_while_writing_leaves_no_entry_and_the_next_cleans_up(data_dir,
+                                                                              tmp_path):
     cache = tmp_path / "cache"
-    path = _paths(data_dir)[0]
-    # the child dies (no cleanup, like SIGKILL) after writing the temporary
-    # file and before moving it into place
+    first, path = _paths(data_dir)[:2]
+    # the child writes one entry, then dies (no cleanup, like SIGKILL) after
+    # writing the next entry's temporary file and before moving it into place
     code = (
         "import os, skderm.images as im\n"
         f"im.set_cache_dir({str(cache)!r})\n"
+        f"im.load_images([{first!r}], {SIZE!r})\n"
         "os.replace = lambda *a, **k: os._exit(9)\n"
         f"im.load_images([{path!r}], {SIZE!r})\n"
     )
@@ -173,23 +221,25 @@ def test_a_process_killed_while_writing_leaves_no_entry(data_dir, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           timeout=120)
     assert done.returncode == 9, done.stderr.decode()
-    assert _entries(cache) == []
-    assert list(cache.rglob("*.part"))  # the half-written file never got an entry's name
+    assert len(_entries(cache)) == 1
+    (left,) = _temporaries(cache)  # the half-written file never got an entry's name
     images.set_cache_dir(cache)
     np.testing.assert_array_equal(load_images([path], SIZE)[0], read_image(path, SIZE))
-    assert len(_entries(cache)) == 1
+    assert len(_entries(cache)) == 2
+    assert not left.exists() and _temporaries(cache) == []  # the next run removed it
 
 
 def test_an_interrupted_write_removes_its_temporary_file(data_dir, tmp_path, monkeypatch):
     cache = images.set_cache_dir(tmp_path / "cache")
+    load_images(_paths(data_dir)[:1], SIZE)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        load_images(_paths(data_dir)[:1], SIZE, n_jobs=1)
-    assert _entries(cache) == [] and not list(cache.rglob("*.part"))
+        load_images(_paths(data_dir)[1:2], SIZE, n_jobs=1)
+    assert len(_entries(cache)) == 1 and _temporaries(cache) == []
 
 
 def _one_warning(record) -> str:
@@ -225,7 +275,7 @@ def test_a_full_disk_warns_once_and_decoding_goes_on(data_dir, tmp_path, monkeyp
         warnings.simplefilter("always")
         out = load_images(_paths(data_dir), SIZE)
     assert "No space left" in _one_warning(record)
-    assert len(out) == 5 and not list((tmp_path / "cache").rglob("*.part"))
+    assert len(out) == 5 and _temporaries(tmp_path / "cache") == []
 
 
 def test_an_unreadable_entry_is_a_miss(data_dir, tmp_path, monkeypatch):
@@ -249,14 +299,42 @@ def test_an_unreadable_entry_is_a_miss(data_dir, tmp_path, monkeypatch):
 def test_clear_cache_disk_deletes_only_skderm_entries(data_dir, tmp_path):
     cache = images.set_cache_dir(tmp_path / "cache")
     load_images(_paths(data_dir), SIZE)
-    mine = cache / "notes.txt"
-    mine.write_text("keep me")
+    (namespace,) = [p for p in cache.iterdir() if p.is_dir()]
+    # what a user keeps there: a note, a folder whose name looks like skderm's,
+    # files inside skderm's own folder, a file named like an entry but not one
+    mine = {cache / "notes.txt": "keep me",
+            cache / "images-validation" / "ISIC_0000001.jpg": "a user's image",
+            cache / f"{namespace.name}-copy" / "x.rgb": "a user's copy",
+            namespace / "README": "mine",
+            namespace / "ab" / f"{'ab' * 20}-12x16.rgb": "not an entry"}
+    for path, text in mine.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
     clear_cache()
-    assert len(_entries(cache)) == 5  # the default clears memory only
+    assert len(_entries(cache)) == 7  # the default clears memory only
     clear_cache(disk=True)
-    assert _entries(cache) == [] and mine.read_text() == "keep me"
+    assert {p: p.read_text() for p in mine} == mine
+    assert sorted(_entries(cache)) == sorted(p for p in mine if p.suffix == ".rgb")
     info = cache_info()
     assert (info.hits, info.misses, info.disk_hits, info.disk_misses) == (0, 0, 0, 0)
+
+
+def test_clear_cache_disk_removes_its_folder_when_nothing_else_is_there(data_dir, tmp_path):
+    cache = images.set_cache_dir(tmp_path / "cache")
+    load_images(_paths(data_dir), SIZE)
+    clear_cache(disk=True)
+    assert list(cache.iterdir()) == []
+    load_images(_paths(data_dir), SIZE)  # and writing starts afresh
+    assert len(_entries(cache)) == 5
+
+
+def test_a_folder_without_skderms_marker_is_never_cleared(data_dir, tmp_path):
+    cache = images.set_cache_dir(tmp_path / "cache")
+    load_images(_paths(data_dir), SIZE)
+    (namespace,) = [p for p in cache.iterdir() if p.is_dir()]
+    (namespace / ".skderm-cache").write_text("skderm image cache\n")  # no token, no name
+    clear_cache(disk=True)
+    assert len(_entries(cache)) == 5
 
 
 def test_default_cache_dir_is_the_platform_cache(monkeypatch, tmp_path):
@@ -293,10 +371,10 @@ def test_environment_variable_turns_the_disk_cache_on(data_dir, tmp_path):
 
 def test_missing_and_corrupt_files_still_raise_with_the_disk_cache(data_dir, tmp_path):
     images.set_cache_dir(tmp_path / "cache")
-    bad = tmp_path / "notes.jpg"
+    bad = data_dir / "notes.jpg"
     bad.write_text("not an image")
     with pytest.raises(ImageError, match=r"2 of 7 images failed"):
-        load_images([*_paths(data_dir), str(tmp_path / "gone.jpg"), str(bad)], SIZE)
+        load_images([*_paths(data_dir)[:5], str(data_dir / "gone.jpg"), str(bad)], SIZE)
     assert len(_entries(tmp_path / "cache")) == 5
 
 

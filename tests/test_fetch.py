@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import threading
 import zipfile
@@ -22,8 +23,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skderm import _fetch
-from skderm._fetch import RemoteFile, fetch_ham10000, get_data_home, ground_truth_to_ham
+from skderm.datasets import (
+    _download,
+    _fetch,
+    _remote,
+    fetch_ham10000,
+    get_data_home,
+    ground_truth_to_ham,
+)
+from skderm.datasets._ham10000 import REQUIRED_COLUMNS
+from skderm.datasets._remote import RemoteFile
 from skderm.exceptions import DatasetError, DownloadError
 
 PART_1 = "HAM10000_images_part_1.zip"
@@ -165,14 +174,14 @@ def mirror(server, built, monkeypatch, tmp_path):
     """Point the downloader at the local server, with checksums of the served bytes."""
     files, _ = built
     host, port = server.server_address
-    monkeypatch.setenv(_fetch.URL_ENV, f"http://{host}:{port}")
+    monkeypatch.setenv(_remote.URL_ENV, f"http://{host}:{port}")
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.delenv(_fetch.DATA_ENV, raising=False)
-    monkeypatch.setattr(_fetch, "_TIMEOUT", 5.0)
+    monkeypatch.setattr(_download, "TIMEOUT", 5.0)
     for name, data in files.items():
         entry = RemoteFile(name, None, hashlib.md5(data).hexdigest(), size=len(data))
-        monkeypatch.setitem(_fetch.REGISTRY, name, entry)
+        monkeypatch.setitem(_remote.REGISTRY, name, entry)
     return server.state
 
 
@@ -258,7 +267,7 @@ def test_checksum_mismatch_raises_and_removes_part(mirror, built, tmp_path, monk
     files, _ = built
     wrong = "0" * 32
     got = hashlib.md5(files[PART_1]).hexdigest()
-    monkeypatch.setitem(_fetch.REGISTRY, PART_1, RemoteFile(PART_1, None, wrong))
+    monkeypatch.setitem(_remote.REGISTRY, PART_1, RemoteFile(PART_1, None, wrong))
 
     with pytest.raises(DownloadError) as excinfo:
         fetch_ham10000(tmp_path, verbose=False)
@@ -272,8 +281,8 @@ def test_checksum_mismatch_raises_and_removes_part(mirror, built, tmp_path, monk
 
 
 def test_unknown_checksum_still_downloads_and_says_so(mirror, tmp_path, monkeypatch, caplog):
-    monkeypatch.setitem(_fetch.REGISTRY, PART_1, RemoteFile(PART_1, None, None))
-    with caplog.at_level("WARNING", logger=_fetch.__name__):
+    monkeypatch.setitem(_remote.REGISTRY, PART_1, RemoteFile(PART_1, None, None))
+    with caplog.at_level("WARNING", logger=_download.__name__):
         bunch = fetch_ham10000(tmp_path, verbose=False)
     assert len(bunch.frame) == len(TRAIN)
     assert any(PART_1 in r.getMessage() and "checksum" in r.getMessage() for r in caplog.records)
@@ -322,7 +331,7 @@ def test_http_404_names_url_and_status(mirror, tmp_path):
         fetch_ham10000(tmp_path, verbose=False)
     message = str(excinfo.value)
     assert "404" in message
-    assert f"{_fetch.os.environ[_fetch.URL_ENV]}/{PART_2}" in message
+    assert f"{os.environ[_remote.URL_ENV]}/{PART_2}" in message
 
 
 def test_unreachable_server_names_url(mirror, tmp_path, monkeypatch, server):
@@ -381,7 +390,7 @@ def test_ground_truth_in_ham_format_keeps_its_columns():
         }
     )
     out = ground_truth_to_ham(table)
-    assert list(out.columns) == [*_fetch._HAM_COLUMNS, "dataset"]
+    assert list(out.columns) == [*REQUIRED_COLUMNS, "dataset"]
     assert list(out["dx"]) == ["mel", "mel", "bcc"]
     assert list(out["lesion_id"]) == ["HAM_1", "HAM_1", "ISIC_3"]
     assert list(out["sex"]) == ["male", "male", "unknown"]

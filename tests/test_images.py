@@ -19,7 +19,7 @@ EXIF_ORIENTATION = 0x0112
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Every test starts with an empty cache and leaves the default bound behind."""
-    limit = images._CACHE.maxbytes
+    limit = cache_info().maxbytes
     clear_cache()
     yield
     images.set_cache_limit(limit)
@@ -360,11 +360,11 @@ def test_same_size_same_mtime_rewrite_gives_the_new_pixels(bmp_file):
 
 def test_settled_files_are_not_reread_but_replacements_are_seen(bmp_file, monkeypatch):
     # pretend every file is old enough for its digest to be remembered
-    monkeypatch.setattr(images._MEMO, "settle_ns", -(10**15))
+    monkeypatch.setattr(images._keys, "SETTLE_NS", -(10**15))
     load_images([bmp_file], (12, 16))
     reads = []
-    real = images._read_source
-    monkeypatch.setattr(images, "_read_source", lambda p: reads.append(p) or real(p))
+    real = images._keys.read_source
+    monkeypatch.setattr(images._load, "read_source", lambda p: reads.append(p) or real(p))
     load_images([bmp_file], (12, 16))
     assert reads == [] and cache_info().hits == 1  # a warm hit costs a stat, no read
     # an editor's save: a new file moved over the old one, mtime kept
