@@ -10,8 +10,9 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from skderm import LesionClassifier
-from skderm.exceptions import SkdermError
-from skderm.persistence import FORMAT_VERSION, load_model, save_model
+from skderm.exceptions import ModelFileError, SkdermError
+from skderm.persistence import FORMAT_VERSION, load_model, model_digest, save_model
+from skderm.persistence._format import payload_digest
 
 META = ["age", "sex", "localization"]
 
@@ -50,7 +51,7 @@ def test_round_trip_gives_identical_probabilities(fitted, model_file, tiny_lesio
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
     np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
     assert loaded.image_size_ == fitted.image_size_ == (32, 32)
-    assert loaded.preprocessing_["mean"] == list(fitted.preprocessing_["mean"])
+    assert loaded.preprocessing_ == fitted.preprocessing_
     assert loaded.hidden_units == 8 and loaded.optimizer__weight_decay == 0.01
     assert loaded.weights is None and not loaded.module_.training
     assert len(loaded.history_) == len(fitted.history_) == 2
@@ -99,9 +100,48 @@ def test_metadata_model_round_trips(fitted_meta, tiny_lesions, tmp_path):
     X.loc[9:12, "localization"] = "elbow of a martian"
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted_meta.predict_proba(X))
     frame = X[META]
-    np.testing.assert_allclose(loaded.metadata_encoder_.transform(frame),
-                               fitted_meta.metadata_encoder_.transform(frame), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(loaded.metadata_encoder_.transform(frame),
+                                  fitted_meta.metadata_encoder_.transform(frame))
     assert loaded.n_metadata_ == fitted_meta.n_metadata_ > 0
+    assert type(loaded.metadata_encoder_) is type(fitted_meta.metadata_encoder_)
+    assert list(loaded.metadata_encoder_.get_feature_names_out()) == \
+        list(fitted_meta.metadata_encoder_.get_feature_names_out())
+
+
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
+def test_the_rebuilt_encoder_is_a_fitted_sklearn_encoder_transforming_exactly(tmp_path):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    from skderm.inputs import metadata_encoder
+    from skderm.persistence._encoder import encoder_state, rebuild_encoder
+
+    rng = np.random.default_rng(0)
+    n = 40
+    train = pd.DataFrame({
+        "age": np.where(rng.random(n) < 0.2, np.nan, rng.normal(50, 15, n)),
+        "weight": rng.normal(70, 9, n),                 # never missing: no indicator column
+        "lost": np.full(n, np.nan),                     # empty at fit time: dropped
+        # text columns as skderm.inputs.parse_X hands them over: object, missing as NaN
+        "site": pd.Series(rng.choice(["back", "face", "-"], n), dtype=object).replace("-", np.nan),
+        "grade": pd.Categorical(rng.choice(["1", "2", "3"], n)),
+    })
+    assert train["site"].isna().any()
+    original = metadata_encoder(train).fit(train)
+    torch.save(encoder_state(original), tmp_path / "enc.pt")
+    state = torch.load(tmp_path / "enc.pt", weights_only=True)
+    rebuilt = rebuild_encoder(state, "enc.pt")
+    assert isinstance(rebuilt, ColumnTransformer)
+    test = train.sample(frac=1, random_state=1).reset_index(drop=True)
+    test.loc[:5, ["age", "weight", "lost"]] = np.nan
+    test["site"] = test["site"].astype(object)
+    test.loc[6:9, "site"] = "elbow"                     # unseen: all zeros
+    test.loc[10:12, "site"] = np.nan
+    np.testing.assert_array_equal(rebuilt.transform(test), original.transform(test))
+    assert (rebuilt.transform(test)[6:10, -6:-3] == 0).all()
+    state["numeric"]["missing_features"] = []
+    with pytest.raises(ModelFileError, match="missing_features"):
+        rebuild_encoder(state, "enc.pt")
 
 
 def test_a_flipped_weight_byte_fails_the_integrity_check(fitted, model_file, tmp_path):
@@ -123,23 +163,6 @@ def test_an_edited_parameter_fails_the_integrity_check(model_file, tmp_path):
         load_model(tmp_path / "edited.skderm")
 
 
-def test_a_file_saved_before_test_crop_loads_predicting_on_whole_images(
-        fitted, model_file, tiny_lesions, tmp_path):
-    from skderm.persistence import _digest
-
-    payload = torch.load(model_file, weights_only=True)
-    assert payload["params"]["test_crop"] == fitted.test_crop
-    del payload["params"]["test_crop"]  # as written before the parameter existed
-    payload["sha256"] = _digest(payload)
-    torch.save(payload, tmp_path / "old.skderm")
-    old = load_model(tmp_path / "old.skderm")
-    assert old.test_crop is None
-    X = tiny_lesions.data[:8]
-    np.testing.assert_allclose(old.predict_proba(X),
-                               load_model(model_file).set_params(test_crop=None).predict_proba(X),
-                               atol=1e-6)
-
-
 @pytest.mark.parametrize("keep", [0.5, 0.98])
 def test_a_truncated_file_is_refused_naming_it(model_file, tmp_path, keep):
     data = open(model_file, "rb").read()
@@ -158,7 +181,7 @@ def test_an_unknown_format_version_is_refused_naming_both(model_file, tmp_path):
         load_model(tmp_path / "future.skderm")
     msg = str(info.value)
     assert f"version {FORMAT_VERSION + 1}" in msg and f"version {FORMAT_VERSION} only" in msg
-    assert "pip install" in msg
+    assert "re-train" in msg and isinstance(info.value, ModelFileError)
 
 
 def test_other_files_are_refused(fitted, tmp_path):
@@ -174,9 +197,8 @@ def test_other_files_are_refused(fitted, tmp_path):
 
 def test_a_file_with_python_objects_is_never_unpickled(tmp_path):
     torch.save({"format": "skderm-model", "obj": LesionClassifier}, tmp_path / "evil.skderm")
-    for trust in (False, True):
-        with pytest.raises(SkdermError, match="refuses to unpickle"):
-            load_model(tmp_path / "evil.skderm", trust=trust)
+    with pytest.raises(ModelFileError, match="refuses to unpickle"):
+        load_model(tmp_path / "evil.skderm")
 
 
 def test_loading_needs_no_imagenet_weights(model_file, tiny_lesions, fitted, tmp_path,
@@ -342,3 +364,135 @@ def test_save_refuses_an_unfitted_or_nested_lesion_level_wrapper(fitted, tmp_pat
     with pytest.raises(TypeError, match="not one wrapped in another"):
         save_model(outer, tmp_path / "w.skderm")
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------
+# model files from someone else: a published digest, bounds on what a file asks
+# --------------------------------------------------------------------------
+
+def _edited(model_file, tmp_path, edit, name="edited.skderm"):
+    """A copy of ``model_file`` changed by ``edit``, its in-file digest recomputed."""
+    payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    edit(payload)
+    payload["sha256"] = payload_digest(payload)
+    torch.save(payload, tmp_path / name)
+    return tmp_path / name
+
+
+def test_the_in_file_digest_is_no_defence_but_a_published_one_is(fitted, model_file, tmp_path,
+                                                                 tiny_lesions):
+    import hashlib
+
+    published = model_digest(model_file)
+    assert published == hashlib.sha256(open(model_file, "rb").read()).hexdigest()
+    assert isinstance(load_model(model_file, sha256=published.upper()), LesionClassifier)
+    # relabelled classes with the digest recomputed: the in-file check cannot tell
+    relabelled = _edited(model_file, tmp_path, lambda p: p["classes"].reverse())
+    assert list(load_model(relabelled).classes_) == list(fitted.classes_)[::-1]
+    with pytest.raises(ModelFileError) as info:
+        load_model(relabelled, sha256=published)
+    msg = str(info.value)
+    assert "edited.skderm" in msg and published in msg and model_digest(relabelled) in msg
+    assert "get the file again" in msg
+
+
+def test_a_wrong_digest_stops_loading_before_anything_is_unpickled(model_file, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load ran before the digest was checked")
+
+    monkeypatch.setattr(torch, "load", never)
+    with pytest.raises(ModelFileError, match="expected 0{64}"):
+        load_model(model_file, sha256="0" * 64)
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        load_model(model_file, sha256="abc")
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("image_size", [30000, 30000], "image_size=[30000, 30000] is out of range"),
+    ("image_size", [0, 32], "image_size=[0, 32] is out of range"),
+    ("image_size", "big", "image_size='big' is out of range"),
+    ("batch_size", 10**9, "batch_size=1000000000 is out of range"),
+    ("batch_size", True, "batch_size=True is out of range"),
+    ("hidden_units", 10**8, "hidden_units=100000000 is out of range"),
+    ("checkpoint_dir", "/tmp/planted", "['checkpoint_dir'], which are not among"),
+    ("torch_load_kwargs", {"weights_only": False}, "['torch_load_kwargs']"),
+    ("callbacks__print_log__sink", "x", "['callbacks__print_log__sink']"),
+    ("dropout", "high", "do not build a working model"),
+    ("backbone", "no_such_net", "do not build a working model"),
+])
+def test_a_file_cannot_set_what_save_model_never_writes(model_file, tmp_path, field, value,
+                                                        shown):
+    path = _edited(model_file, tmp_path, lambda p: p["params"].__setitem__(field, value))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert shown in str(info.value) and "edited.skderm" in str(info.value)
+
+
+@pytest.mark.parametrize("edit, shown", [
+    (lambda p: p.__setitem__("image_size", [30000, 30000]), "image_size [30000, 30000]"),
+    (lambda p: p.__setitem__("classes", 7), "classes are not"),
+    (lambda p: p.__setitem__("classes", ["a", "a", "b"]), "classes are not"),
+    (lambda p: p.__setitem__("history", "long"), "history is not"),
+    (lambda p: p.__setitem__("params", ["backbone"]), "params are not a dict"),
+    (lambda p: p.__setitem__("n_metadata", 5), "n_metadata"),
+    (lambda p: p.__setitem__("checkpoint_dir", "/tmp/planted"), "['checkpoint_dir'] save_model"),
+    (lambda p: p.pop("history"), "lacks the fields ['history']"),
+    (lambda p: p["state_dict"].__setitem__("extra", torch.zeros(2)), "do not build"),
+    (lambda p: p.__setitem__("preprocessing", {"mean": [0, 0, 0]}), "preprocessing"),
+])
+def test_malformed_fields_raise_model_file_error(model_file, tmp_path, edit, shown):
+    with pytest.raises(ModelFileError) as info:
+        load_model(_edited(model_file, tmp_path, edit))
+    assert shown in str(info.value)
+
+
+def test_a_tensor_larger_than_its_storage_is_refused(model_file, tmp_path):
+    def plant(payload):
+        one = torch.zeros(1)
+        payload["state_dict"]["huge"] = one.as_strided((10**5,), (0,))
+
+    with pytest.raises(ModelFileError, match=r"shape \(100000,\) claims more elements"):
+        load_model(_edited(model_file, tmp_path, plant))
+
+
+def _rezip(src, dst, change):
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            change(zout, info, zin.read(info))
+    return dst
+
+
+def test_archives_that_would_inflate_are_refused_before_torch_load(model_file, tmp_path,
+                                                                   monkeypatch):
+    import zipfile
+
+    def deflate(zout, info, data):
+        zout.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+
+    packed = _rezip(model_file, tmp_path / "packed.skderm", deflate)
+    # a member declaring far more bytes than the file holds (its central directory edited)
+    lying = bytearray(open(model_file, "rb").read())
+    entry = bytes(lying).find(b"PK\x01\x02")
+    lying[entry + 24:entry + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+    (tmp_path / "lying.skderm").write_bytes(lying)
+
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load ran on an archive that may inflate without bound")
+
+    monkeypatch.setattr(torch, "load", never)
+    with pytest.raises(ModelFileError, match="compression 8"):
+        load_model(packed)
+    with pytest.raises(ModelFileError, match="declares 4294967280 bytes"):
+        load_model(tmp_path / "lying.skderm")
+    monkeypatch.setattr("skderm.persistence._read.MAX_ARCHIVE_BYTES", 1000)
+    with pytest.raises(ModelFileError, match="more than the 1000 a model file may hold"):
+        load_model(model_file)
+
+
+def test_an_older_format_version_is_refused_naming_both(model_file, tmp_path):
+    old = _edited(model_file, tmp_path, lambda p: p.__setitem__("format_version", 1))
+    with pytest.raises(ModelFileError, match=f"format version 1 .* reads format version "
+                                             f"{FORMAT_VERSION} only"):
+        load_model(old)
