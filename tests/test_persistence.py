@@ -496,3 +496,15 @@ def test_an_older_format_version_is_refused_naming_both(model_file, tmp_path):
     with pytest.raises(ModelFileError, match=f"format version 1 .* reads format version "
                                              f"{FORMAT_VERSION} only"):
         load_model(old)
+
+
+def test_save_refuses_what_load_would_refuse(fitted, tmp_path):
+    before = fitted.batch_size
+    fitted.set_params(batch_size=10**6)
+    try:
+        with pytest.raises(ValueError, match="cannot save this model: batch_size=1000000 is "
+                                             "out of range; skderm allows an int from 1 to 4096"):
+            save_model(fitted, tmp_path / "big.skderm")
+    finally:
+        fitted.set_params(batch_size=before)
+    assert not list(tmp_path.iterdir())

@@ -21,7 +21,9 @@ FORMAT_VERSION = 2
 
 # What a file may make skderm do when it is loaded and used. Each bound is far
 # above any real model and far below what exhausts a machine.
+#: The largest image side (pixels) a model file may ask for.
 MAX_IMAGE_SIDE = 4096
+#: The largest ``batch_size`` a model file may ask for.
 MAX_BATCH_SIZE = 4096
 MAX_HIDDEN_UNITS = 65536
 MAX_CLASSES = 1000

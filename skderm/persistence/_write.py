@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skderm.exceptions import ModelFileError
+
 from skderm.persistence._encoder import encoder_state
 from skderm.persistence._format import (
     FORMAT,
@@ -114,8 +116,15 @@ def _history(history) -> list[dict]:
 
 def member(clf) -> dict:
     """One LesionClassifier's fields."""
+    from skderm.persistence._build import check_params
+
     clf.check_is_fitted()
     params, dropped = _split_params(clf)
+    try:  # a file load_model would refuse is never written
+        check_params(params, "this model")
+    except ModelFileError as exc:
+        raise ValueError(f"cannot save {str(exc).split('; skderm.save_model')[0]}; "
+                         "load_model refuses such files") from None
     return {
         "params": params,
         "dropped_params": dropped,
