@@ -508,3 +508,42 @@ def test_save_refuses_what_load_would_refuse(fitted, tmp_path):
     finally:
         fitted.set_params(batch_size=before)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def meta_file(fitted_meta, tmp_path_factory):
+    return save_model(fitted_meta, tmp_path_factory.mktemp("meta") / "meta.skderm")
+
+
+def _paths(node, prefix=()):
+    """Where a value sits in a payload, tensors and history rows left out."""
+    if isinstance(node, dict) and prefix[-1:] not in (("state_dict",), ("history",)):
+        for key, value in node.items():
+            yield prefix + (key,)
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list) and node and len(prefix) > 1:
+        yield prefix + (0,)
+        yield from _paths(node[0], prefix + (0,))
+
+
+def test_any_field_of_the_wrong_type_raises_model_file_error_only(meta_file, tmp_path):
+    payload = torch.load(meta_file, map_location="cpu", weights_only=True)
+    paths = [p for p in _paths(payload) if p[0] not in ("format", "format_version", "sha256")]
+    assert ("metadata_encoder", "numeric", "mean", 0) in paths and ("params", "lr") in paths
+    outcomes = set()
+    for i, where in enumerate(paths):
+        weird = [None, -1, "x", [], {"a": 1}, 1e308, True][i % 7]
+
+        def edit(p, where=where, weird=weird):
+            node = p
+            for key in where[:-1]:
+                node = node[key]
+            node[where[-1]] = weird
+
+        path = _edited(meta_file, tmp_path, edit)
+        try:
+            load_model(path)
+            outcomes.add("loaded")
+        except ModelFileError:
+            outcomes.add("refused")
+    assert outcomes == {"loaded", "refused"}
