@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from skderm.exceptions import ModelFileError
-
+from skderm.persistence._build import check_params
 from skderm.persistence._encoder import encoder_state
 from skderm.persistence._format import (
     FORMAT,
@@ -116,8 +116,6 @@ def _history(history) -> list[dict]:
 
 def member(clf) -> dict:
     """One LesionClassifier's fields."""
-    from skderm.persistence._build import check_params
-
     clf.check_is_fitted()
     params, dropped = _split_params(clf)
     try:  # a file load_model would refuse is never written
