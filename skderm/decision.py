@@ -197,7 +197,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.pooling = pooling
         self.prior_shift = prior_shift
 
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
         name = type(self).__name__
         if self.pooling is not None and self.pooling not in _POOLINGS:
             raise ValueError(f"{name} pooling={self.pooling!r} is not valid; use 'mean', "
@@ -215,7 +215,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
         ``fit_params`` go to the estimator's ``fit``.
         """
-        self._check_params()
+        self._validate_params()
         y_arr = np.asarray(y)
         estimator = clone(self.estimator).fit(X, y, **fit_params)
         classes = np.asarray(estimator.classes_)
@@ -244,7 +244,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """The estimator's probabilities, averaged over each lesion's images."""
         check_is_fitted(self, "estimator_")
-        self._check_params()
+        self._validate_params()
         self._groups(X)  # a missing lesion column fails before the network runs
         return self.pool(self.estimator_.predict_proba(X), X)
 
@@ -256,7 +256,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         decisions) without running the network twice.
         """
         check_is_fitted(self, "estimator_")
-        self._check_params()
+        self._validate_params()
         groups = self._groups(X)
         if groups is None:
             return proba
@@ -275,7 +275,7 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         without running the network twice.
         """
         check_is_fitted(self, "estimator_")
-        self._check_params()
+        self._validate_params()
         return self.classes_[shifted_argmax(proba, self.class_prior_, self.prior_shift)]
 
     # what the fitted estimator knows of its input, as scikit-learn's meta-estimators expose it
