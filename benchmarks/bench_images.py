@@ -78,7 +78,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "pillow": PIL.__version__,
         "numpy": np.__version__,
-        "skderm_decode_threads": skimages._default_workers(),
+        "skderm_decode_threads": min(8, len(os.sched_getaffinity(0))),
     }
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 __all__ = [
     "SkdermError",
+    "ModelFileError",
+    "OutputPathError",
+    "TrainingDivergedError",
     "DatasetError",
     "ImageError",
     "WeightsError",

@@ -61,3 +61,16 @@ def test_colour_codes_only_reach_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stdout", term)
     print_plain_unless_terminal(coloured)
     assert term.getvalue() == coloured + "\n"
+
+
+def test_a_model_with_non_finite_weights_is_never_saved(tiny_lesions, tmp_path):
+    import torch
+
+    from skderm import save_model
+
+    clf = _clf(max_epochs=1, valid_size=None).fit(tiny_lesions.data, tiny_lesions.target)
+    with torch.no_grad():
+        next(clf.module_.head.parameters())[0, 0] = float("inf")
+    with pytest.raises(TrainingDivergedError, match="not finite"):
+        save_model(clf, tmp_path / "m.skderm")
+    assert not list(tmp_path.iterdir())

@@ -112,7 +112,7 @@ def test_the_rebuilt_encoder_is_a_fitted_sklearn_encoder_transforming_exactly(tm
     import pandas as pd
     from sklearn.compose import ColumnTransformer
 
-    from skderm.inputs import metadata_encoder
+    from skderm.metadata import metadata_encoder
     from skderm.persistence._encoder import encoder_state, rebuild_encoder
 
     rng = np.random.default_rng(0)
@@ -202,18 +202,18 @@ def test_a_file_with_python_objects_is_never_unpickled(tmp_path):
 
 def test_loading_needs_no_imagenet_weights(model_file, tiny_lesions, fitted, tmp_path,
                                            monkeypatch):
-    import skderm.classifier
+    import skderm.classifier._classifier as classifier_module
 
     monkeypatch.setenv("SKDERM_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     seen = []
-    real = skderm.classifier.build_backbone
+    real = classifier_module.build_backbone
 
     def spy(name, weights="imagenet"):
         seen.append(weights)
         return real(name, weights)
 
-    monkeypatch.setattr(skderm.classifier, "build_backbone", spy)
+    monkeypatch.setattr(classifier_module, "build_backbone", spy)
     loaded = load_model(model_file)
     assert seen == [None]
     X = tiny_lesions.data[:5]

@@ -24,10 +24,16 @@ _TMP_NAME = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"(\d+)$")
 _CHUNK = 1 << 20
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# read once, at import: os.umask can only be read by setting it, which races between threads
+_UMASK = _read_umask()
+# folders already swept for stale temporaries by this process
+_SWEPT: set[str] = set()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,13 +72,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
+    if str(folder) not in _SWEPT:  # once per folder and process: a scan per write is slow
+        remove_stale_temporaries(folder)
+        _SWEPT.add(str(folder))
     tmp = folder / f".{path.name}{_TMP_MARK}{os.getpid()}"
     try:
         with open(tmp, mode) as fh:
             yield fh
             fh.flush()
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -140,7 +140,7 @@ class TemperatureScaledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         self.holdout_size = holdout_size
         self.random_state = random_state
 
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
         name = type(self).__name__
         size = self.holdout_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, Real)
@@ -191,7 +191,7 @@ class TemperatureScaledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         ``fit_params`` go to the estimator's ``fit``; those with one value per
         sample (``sample_weight``) are cut to the training part.
         """
-        self._check_params()
+        self._validate_params()
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         n_rows = X.shape[0] if hasattr(X, "shape") else len(np.asarray(X))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skderm.exceptions import ModelFileError
+from skderm.exceptions import ModelFileError, TrainingDivergedError
 from skderm.persistence._build import check_params
 from skderm.persistence._encoder import encoder_state
 from skderm.persistence._format import (
@@ -123,6 +123,12 @@ def member(clf) -> dict:
     except ModelFileError as exc:
         raise ValueError(f"cannot save {str(exc).split('; skderm.save_model')[0]}; "
                          "load_model refuses such files") from None
+    state = {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()}
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise TrainingDivergedError(f"cannot save a model whose weights are not finite ({broken[0]} "
+                                    f"and {len(broken) - 1} more): training diverged; refit it "
+                                    "with a lower lr")
     return {
         "params": params,
         "dropped_params": dropped,
@@ -132,5 +138,5 @@ def member(clf) -> dict:
         "n_metadata": int(getattr(clf, "n_metadata_", 0)),
         "metadata_encoder": encoder_state(getattr(clf, "metadata_encoder_", None)),
         "history": _history(clf.history_),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in clf.module_.state_dict().items()},
+        "state_dict": state,
     }
