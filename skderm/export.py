@@ -130,9 +130,13 @@ def _check_exportable(clf) -> None:
 
     if not isinstance(clf, LesionClassifier):
         inner = getattr(clf, "estimator_", None) or getattr(clf, "estimator", None)
-        hint = (f"; export the LesionClassifier it wraps ({type(clf).__name__}.estimator_), "
-                "whose per-image probabilities it pools" if isinstance(inner, LesionClassifier)
-                else "")
+        hint = ""
+        if isinstance(inner, LesionClassifier):
+            hint = (f"; export the LesionClassifier it wraps ({type(clf).__name__}.estimator_), "
+                    "whose per-image probabilities it pools")
+        elif hasattr(clf, "estimators_"):
+            hint = ("; export each member (.estimators_) and average their probabilities "
+                    "in the server")
         raise ExportError(f"export supports a fitted skderm LesionClassifier only, got "
                           f"{type(clf).__name__}{hint}")
     clf.check_is_fitted()
@@ -150,7 +154,9 @@ def _describe(clf) -> dict:
         "metadata_columns": list(clf.metadata_columns or []),
         "n_metadata": int(getattr(clf.module_, "n_metadata", 0)),
         "backbone": clf.preprocessing_["backbone"],
-        "colour_power": view.colour_power,
+        # max-RGB's infinite norm as text: JSON has no infinity
+        "colour_power": (view.colour_power if view.colour_power is None
+                         or math.isfinite(view.colour_power) else "inf"),
         "crop_area": view.crop_area,
         "tta": view.flips,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.ensemble import VotingClassifier
 
 from skderm import LesionClassifier, LesionLevelClassifier, load_ham10000, save_model
 from skderm.exceptions import OutputPathError, SkdermError
@@ -73,6 +75,18 @@ def lite0(ham10000_root):
     return clf, X.iloc[test]
 
 
+@pytest.fixture(scope="module")
+def tiny_proba(tiny):
+    clf, X = tiny
+    return clf.predict_proba(X)
+
+
+@pytest.fixture(scope="module")
+def lite0_proba(lite0):
+    clf, X = lite0
+    return clf.predict_proba(X)
+
+
 @pytest.mark.parametrize("fitted", ["tiny", pytest.param("lite0", marks=pytest.mark.realdata)])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_gives_predict_probas_probabilities(fitted, fmt, request, tmp_path):
@@ -80,10 +94,19 @@ def test_export_gives_predict_probas_probabilities(fitted, fmt, request, tmp_pat
     path = export_model(clf, tmp_path / f"model.{fmt}", format=fmt)
     inputs = _inputs(clf, X)
     proba = _onnx_proba(path, inputs) if fmt == "onnx" else _torchscript_proba(path, inputs)
-    expected = clf.predict_proba(X)
+    expected = request.getfixturevalue(f"{fitted}_proba")
     assert proba.shape == expected.shape == (len(X), len(clf.classes_))
     assert np.abs(proba - expected).max() <= TOL
     assert (proba.argmax(1) == expected.argmax(1)).all()
+
+
+@pytest.mark.parametrize("settings", [{"colour_constancy": "max_rgb"},
+                                      {"colour_constancy": None, "tta": False, "test_crop": 0.5}])
+def test_prediction_settings_changed_after_fit_are_exported(tiny, settings, tmp_path):
+    clf, X = tiny
+    clf = copy.deepcopy(clf).set_params(**settings)
+    path = export_model(clf, tmp_path / "m.onnx")
+    assert np.abs(_onnx_proba(path, _inputs(clf, X)) - clf.predict_proba(X)).max() <= TOL
 
 
 def test_the_plain_path_without_metadata_crop_or_tta(tiny_lesions, tmp_path):
@@ -141,6 +164,10 @@ def test_what_cannot_be_exported_is_refused_by_name(tiny, tiny_lesions, tmp_path
                                           r"estimator_") as info:
         export_model(wrapped, tmp_path / "m.onnx")
     assert isinstance(info.value, SkdermError) and isinstance(info.value, TypeError)
+    vote = VotingClassifier([("a", clf)], voting="soft")
+    vote.estimators_ = [clf]
+    with pytest.raises(ExportError, match=r"got VotingClassifier; export each member"):
+        export_model(vote, tmp_path / "m.onnx")
     with pytest.raises(ExportError, match="got str"):
         export_model("model.skderm", tmp_path / "m.onnx")
     with pytest.raises(Exception, match="not initialized"):
