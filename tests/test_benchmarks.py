@@ -353,3 +353,19 @@ class _ColumnProba(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return X[["p0", "p1"]].to_numpy()
+
+
+def test_bench_export_times_the_three_ways_side_by_side(ham10000_root, tmp_path):
+    pytest.importorskip("onnxruntime", reason="pip install 'skderm[export]'")
+    bench = _load("bench_export")
+    report = bench.main(["--data", str(ham10000_root), "--backbone", "tiny", "--image-size",
+                         "32", "48", "--images", "8", "--rounds", "2", "--out", str(tmp_path)])
+    assert set(report["images_per_s"]) == set(bench.METHODS)
+    assert all(len(v) == 2 and min(v) > 0 for v in report["images_per_s_rounds"].values())
+    assert report["ratio_to_predict_proba"]["predict_proba"] == pytest.approx(1.0)
+    # the timed ways predict the same probabilities
+    assert max(report["max_abs_difference_to_predict_proba"].values()) <= 1e-4
+    saved = json.loads((tmp_path / "export.json").read_text())
+    assert saved["ratio_to_predict_proba"] == report["ratio_to_predict_proba"]
+    table = (tmp_path / "export.md").read_text()
+    assert "| onnxruntime |" in table and "shared with other work" in table
