@@ -24,10 +24,12 @@ number of images.
 from __future__ import annotations
 
 import os
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skderm import images as _images
@@ -37,12 +39,9 @@ from skderm.classifier.network import LesionNet, resolve_device
 from skderm.exceptions import ImageError
 from skderm.images import cache_mode, file_digest, stream_cache_mode
 from skderm.inputs import LesionDataset, LesionInput, collate, decode, parse_X
-from skderm.transforms import colour_constancy, resolve_colour_constancy
+from skderm.transforms import InferenceView, resolve_colour_constancy
 
 __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
-
-_FLIPS = ((), (3,), (2,), (2, 3))
-
 
 # per-image embeddings, bounded in bytes
 _CACHE = LRUCache(1 << 30)
@@ -118,8 +117,14 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
     image_size_ : (height, width)
     """
 
-    # transformers saved before it existed load with the value they used
-    colour_constancy = None
+    _parameter_constraints = {
+        "backbone": [str],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "tta": ["boolean"],
+        "path_column": [str],
+        "device": [str],
+    }
 
     def __init__(self, *, backbone: str = "tf_efficientnet_lite0", weights="imagenet",
                  image_size=None, batch_size: int = 64, tta: bool = False,
@@ -136,10 +141,8 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
 
     def fit(self, X=None, y=None):
         """Build the backbone (no training happens); ``X`` and ``y`` are ignored."""
+        self._validate_params()
         spec = get_backbone(self.backbone)
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ValueError(f"BackboneFeatures batch_size must be a positive int, got "
-                             f"{self.batch_size!r}")
         self.colour_power_ = resolve_colour_constancy(self.colour_constancy,
                                                       owner="BackboneFeatures")
         size = self.image_size if self.image_size is not None else spec.input_size
@@ -155,7 +158,7 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         self.module_ = (module.to(memory_format=torch.channels_last) if self.channels_last_
                         else module)
         self.n_features_out_ = n_features
-        self._weights_key = _weights_key(self.weights)
+        self.weights_key_ = _weights_key(self.weights)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -177,13 +180,10 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
     def _transform_chunk(self, inp: LesionInput) -> np.ndarray:
         out = np.empty((inp.n, self.n_features_out_), dtype=np.float32)
         keys: list = [None] * inp.n
-        # models fitted before weights were keyed by content name them by path
-        weights = getattr(self, "_weights_key", None if self.weights is None
-                          else os.fspath(self.weights))
-        if inp.paths is not None and weights is not None:
+        if inp.paths is not None and self.weights_key_ is not None:
             # random weights differ at every fit: only pretrained embeddings are cached
-            config = (str(self.backbone), weights, self.image_size_, bool(self.tta),
-                      getattr(self, "colour_power_", None))
+            config = (str(self.backbone), self.weights_key_, self.image_size_, bool(self.tta),
+                      self.colour_power_)
             keys = [k and (k, config) for k in _content_keys(inp.paths)]
         todo = []
         for i, key in enumerate(keys):
@@ -204,18 +204,14 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         loader = torch.utils.data.DataLoader(LesionDataset(images), batch_size=self.batch_size,
                                              collate_fn=collate)
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
-        flips = _FLIPS if self.tta else _FLIPS[:1]
-        power = getattr(self, "colour_power_", None)  # older pickles lack it
+        view = InferenceView(colour_power=self.colour_power_, flips=self.tta)
+        memory = torch.channels_last if self.channels_last_ else torch.contiguous_format
         start = 0
         with torch.inference_mode():
             for x, _ in loader:
-                x = x.to(self.device_, non_blocking=True)
-                if power is not None:
-                    x = colour_constancy(x, power)
-                if getattr(self, "channels_last_", False):  # older pickles lack it
-                    x = x.contiguous(memory_format=torch.channels_last)
-                feats = sum(self.module_.features(torch.flip(x, d) if d else x).float()
-                            for d in flips) / len(flips)
+                views = list(view.views(x.to(self.device_, non_blocking=True)))
+                feats = sum(self.module_.features(v.contiguous(memory_format=memory)).float()
+                            for v in views) / len(views)
                 out[start:start + len(x)] = feats.cpu().numpy()
                 start += len(x)
         return out
