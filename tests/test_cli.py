@@ -606,9 +606,9 @@ def test_isic_scorer_agrees_in_an_environment_it_supports(shifted, tmp_path):
                  "--metadata", _metadata_csv(data), "--quiet",
                  str(Path(data.directory) / "images")]) == 0
     _isic_truth(data, tmp_path / "truth.csv")
-    code = ("import sys; from isic_challenge_scoring.classification import "
-            "ClassificationScore as S, ClassificationMetric as M; "
-            "print(S.from_file(sys.argv[1], sys.argv[2], M.BALANCED_ACCURACY).overall)")
+    code = ("import sys; from pathlib import Path; from isic_challenge_scoring.classification "
+            "import ClassificationScore as S, ClassificationMetric as M; print(S.from_file("
+            "Path(sys.argv[1]), Path(sys.argv[2]), M.BALANCED_ACCURACY).overall)")
     scorer = subprocess.run([python, "-c", code, str(tmp_path / "truth.csv"), str(pred)],
                             capture_output=True, text=True, timeout=300)
     assert scorer.returncode == 0, scorer.stderr[-2000:]
