@@ -128,10 +128,11 @@ def test_predict_plain_csv(trained, tmp_path):
                  "--csv", str(out), "--quiet"]) == 0
     table = pd.read_csv(out)
     classes = list(load_model(model).classes_)
-    assert list(table.columns) == ["image", "prediction", *classes]
+    assert list(table.columns) == ["image", "prediction", "decided_by", *classes]
     assert sorted(table.image) == sorted(data.frame.path) and table.image.is_monotonic_increasing
     proba = table[classes].to_numpy()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (table.decided_by == "argmax").all()
     assert (np.array(classes)[proba.argmax(axis=1)] == table.prediction).all()
 
 
@@ -148,16 +149,16 @@ def test_predict_isic_format(trained, tmp_path, capsys):
 
 
 def test_isic_format_gives_unseen_classes_zero():
-    from skderm.cli import _isic_frame
+    from skderm.cli.predict import isic_frame
 
     proba = np.array([[0.25, 0.75], [0.6, 0.4]])
-    table = _isic_frame(["ISIC_0000001", "ISIC_0000002"], proba, np.array(["mel", "nv"]))
+    table = isic_frame(["ISIC_0000001", "ISIC_0000002"], proba, np.array(["mel", "nv"]))
     assert ",".join(table.columns) == ISIC_HEADER
     np.testing.assert_array_equal(table.MEL, [0.25, 0.6])
     np.testing.assert_array_equal(table.NV, [0.75, 0.4])
     assert (table[["BCC", "AKIEC", "BKL", "DF", "VASC"]].to_numpy() == 0).all()
     with pytest.raises(ValueError, match="'CAT'"):
-        _isic_frame(["a"], proba[:1], np.array(["cat", "mel"]))
+        isic_frame(["a"], proba[:1], np.array(["cat", "mel"]))
 
 
 def test_evaluate_writes_metrics_and_report(trained, tmp_path):
@@ -247,7 +248,7 @@ def test_train_vote_saves_the_three_member_soft_vote(trained_vote, capsys):
         assert member.hidden_units == 8 and member.freeze_until is None
         assert len(member.history_) == member.max_epochs == recipe[name].max_epochs
         assert member.metadata_columns == ["age", "sex", "localization"]
-        assert member.loss == "logit_adjusted" and member.mixup_alpha == 0.4
+        assert member.criterion == "logit_adjusted" and member.mixup_alpha == 0.4
     assert [len(m.history_) for m in vote.estimators_] == [12, 24, 12]
 
 
@@ -422,37 +423,6 @@ def test_console_script_predicts(trained, tmp_path):
     assert len(proc.stdout.splitlines()) == len(data.target) + 1
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
-def test_isic_scorer_agrees_on_balanced_accuracy(trained, tmp_path, monkeypatch):
-    """The official ISIC 2018 scorer reads our --format isic CSV and gets our score."""
-    scoring = pytest.importorskip(
-        "isic_challenge_scoring.classification",
-        reason="isic-challenge-scoring is not installed (pip install isic-challenge-scoring)")
-    import pandas as pd
-    from sklearn.metrics import balanced_accuracy_score
-
-    from skderm.persistence import load_model
-
-    if not hasattr(pd.DataFrame, "applymap"):
-        # isic-challenge-scoring 5.6 calls DataFrame.applymap, which pandas 3 removed;
-        # DataFrame.map is the same operation under its new name
-        monkeypatch.setattr(pd.DataFrame, "applymap", pd.DataFrame.map, raising=False)
-    model, data = trained
-    pred_csv = tmp_path / "pred.csv"
-    assert main(["predict", "--model", str(model), "--format", "isic", "--csv",
-                 str(pred_csv), "--quiet", str(Path(data.directory) / "images")]) == 0
-    truth = pd.DataFrame({"image": data.frame.image_id})
-    for code in ISIC_HEADER.split(",")[1:]:
-        truth[code] = (data.target.str.upper() == code).astype(float)
-    truth.to_csv(tmp_path / "truth.csv", index=False)
-
-    score = scoring.ClassificationScore.from_file(
-        tmp_path / "truth.csv", pred_csv, scoring.ClassificationMetric.BALANCED_ACCURACY)
-    pred = load_model(model).predict(data.data)
-    assert len(set(pred)) > 1, "a constant prediction would make this comparison trivial"
-    assert score.overall == pytest.approx(balanced_accuracy_score(data.target, pred))
-
-
 def test_evaluate_without_plotting_skips_pngs_with_a_notice(trained, tmp_path, monkeypatch,
                                                             capsys):
     model, data = trained
@@ -550,3 +520,270 @@ def test_predict_image_model_ignores_metadata_with_a_note(trained, capsys):
     assert main(["predict", "--model", str(model), images, "--metadata",
                  _metadata_csv(data)]) == 0
     assert "reads no metadata" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# one decision wherever a user reads it
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shifted(tiny_lesions, tmp_path_factory):
+    """A 'cpu' recipe model deciding per lesion, with a prior shift strong enough to
+    change labels on these images."""
+    from skderm.persistence import save_model
+    from skderm.recipes import make_lesion_level
+
+    clf = make_lesion_level("cpu", backbone="tiny", weights=None, image_size=(32, 32),
+                            max_epochs=2, verbose=0, progress_bar=False)
+    clf.fit(tiny_lesions.data, tiny_lesions.target)
+    proba = clf.predict_proba(tiny_lesions.data)
+    for shift in (-0.5, -1.0, -2.0, 0.5, 1.0, 2.0, 4.0):
+        clf.set_params(prior_shift=shift)
+        if (clf.decide(proba) != clf.classes_[proba.argmax(axis=1)]).any():
+            break
+    else:
+        pytest.fail("no prior shift changes a label of this model")
+    path = tmp_path_factory.mktemp("cli_shifted") / "shifted.skderm"
+    save_model(clf, path)
+    return path, tiny_lesions
+
+
+def test_isic_file_and_plain_csv_agree_with_skderms_label(shifted, tmp_path, capsys):
+    """With a prior shift, the ISIC file holds the decision scores: their argmax is the
+    label of the plain CSV, which names how it was decided."""
+    import pandas as pd
+
+    from skderm.persistence import load_model
+
+    model, data = shifted
+    args = ["predict", "--model", str(model), str(Path(data.directory) / "images"),
+            "--metadata", _metadata_csv(data), "--quiet"]
+    assert main([*args, "--csv", str(tmp_path / "plain.csv")]) == 0
+    assert main([*args, "--format", "isic", "--csv", str(tmp_path / "isic.csv")]) == 0
+    assert "decision scores" in capsys.readouterr().err
+    plain, isic = pd.read_csv(tmp_path / "plain.csv"), pd.read_csv(tmp_path / "isic.csv")
+    clf = load_model(model)
+    assert (plain.decided_by == "deciding per lesion (each lesion_id's images pooled), "
+            f"prior shift {clf.prior_shift:+g}").all()
+    scores = isic[ISIC_HEADER.split(",")[1:]].to_numpy()
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    isic_labels = np.array(ISIC_HEADER.split(",")[1:])[scores.argmax(axis=1)]
+    assert list(isic.image) == [Path(p).stem for p in plain.image]
+    assert (np.char.lower(isic_labels.astype(str)) == plain.prediction.to_numpy()).all()
+    # the shift changes some labels here, so the probabilities' argmax would not do
+    proba = plain[list(clf.classes_)].to_numpy()
+    assert (clf.classes_[proba.argmax(axis=1)] != plain.prediction).any()
+
+
+def _isic_truth(data, path) -> None:
+    import pandas as pd
+
+    truth = pd.DataFrame({"image": data.frame.image_id})
+    for code in ISIC_HEADER.split(",")[1:]:
+        truth[code] = (data.target.str.upper() == code).astype(float)
+    truth.to_csv(path, index=False)
+
+
+@pytest.mark.slow
+def test_isic_scorer_agrees_in_an_environment_it_supports(shifted, tmp_path):
+    """The official ISIC 2018 scorer (isic-challenge-scoring 5.6.0, which needs pandas < 3)
+    scores our --format isic file as skderm scores its own labels. The test builds the
+    scorer's environment from PyPI, as a user would."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skderm.persistence import load_model
+
+    venv = tmp_path / "isic-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    pip = subprocess.run([python, "-m", "pip", "install", "-q", "isic-challenge-scoring==5.6.0",
+                          "pandas<3"], capture_output=True, text=True, timeout=1200)
+    if pip.returncode:
+        pytest.skip(f"cannot install isic-challenge-scoring from PyPI here: {pip.stderr[-500:]}")
+    model, data = shifted
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(model), "--format", "isic", "--csv", str(pred),
+                 "--metadata", _metadata_csv(data), "--quiet",
+                 str(Path(data.directory) / "images")]) == 0
+    _isic_truth(data, tmp_path / "truth.csv")
+    code = ("import sys; from pathlib import Path; from isic_challenge_scoring.classification "
+            "import ClassificationScore as S, ClassificationMetric as M; print(S.from_file("
+            "Path(sys.argv[1]), Path(sys.argv[2]), M.BALANCED_ACCURACY).overall)")
+    scorer = subprocess.run([python, "-c", code, str(tmp_path / "truth.csv"), str(pred)],
+                            capture_output=True, text=True, timeout=300)
+    assert scorer.returncode == 0, scorer.stderr[-2000:]
+    labels = load_model(model).predict(data.data)
+    assert float(scorer.stdout.split()[-1]) == pytest.approx(
+        balanced_accuracy_score(data.target, labels))
+
+
+# --------------------------------------------------------------------------
+# outputs never overwrite inputs nor land in the data; every error says what to do
+# --------------------------------------------------------------------------
+
+def _digests(*roots) -> dict:
+    """Content digest of every file under ``roots`` (files or folders)."""
+    import hashlib
+
+    found = {}
+    for root in map(Path, roots):
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        found |= {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    return found
+
+
+def _refused(argv, capsys) -> str:
+    """Run ``argv``; assert it fails with an OutputPathError; return the message."""
+    from skderm.exceptions import OutputPathError
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skderm: error: ") and err.count("\n") == 1
+    with pytest.raises(OutputPathError):
+        main(["--debug", *argv])
+    return err
+
+
+def _cases(model: Path, data) -> list[tuple[str, list[str], str]]:
+    """(what, argv, path that must be named) for outputs drawn from each command's own inputs
+    and data folders."""
+    root = Path(data.directory)
+    csv, images = _metadata_csv(data), root / "images"
+    image = sorted(images.iterdir())[0]
+    model_dir = model.parent
+    train = ["train", "--data", str(root), *TRAIN_FAST, "--epochs", "1"]
+    cv = ["cv", "--data", str(root), *TRAIN_FAST, "--epochs", "1", "--folds", "2"]
+    predict = ["predict", "--model", str(model), str(images), "--metadata", csv, "--quiet"]
+    evaluate = ["evaluate", "--model", str(model), "--data", str(root), "--quiet"]
+    cases = []
+    for target in (csv, str(image), str(root / "model.skderm"), str(images / "m.skderm"),
+                   str(root), str(model_dir)):
+        cases.append(("train --out", [*train, "--out", target], target))
+    for target in (str(root), str(root / "ck"), str(images), csv):
+        cases.append(("train --checkpoint-dir", [*train, "--out", str(model_dir / "x.skderm"),
+                                                 "--checkpoint-dir", target], target))
+    for target in (str(image), csv, str(model), str(images), str(images / "pred.csv"),
+                   str(model_dir)):
+        cases.append(("predict --csv", [*predict, "--csv", target], target))
+    for target in (str(root), str(root / "report"), str(images), csv, str(model)):
+        cases.append(("evaluate --out", [*evaluate, "--out", target], target))
+    for target in (str(root), str(root / "cv"), csv):
+        cases.append(("cv --out", [*cv, "--out", target], target))
+    return cases
+
+
+def test_each_output_drawn_from_the_inputs_is_refused_before_any_work(trained, capsys,
+                                                                      monkeypatch):
+    """Every case names the path and what to do, and nothing in the data changes."""
+    from skderm import LesionClassifier
+
+    model, data = trained
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the output paths were checked")
+
+    monkeypatch.setattr(LesionClassifier, "fit", no_work)
+    monkeypatch.setattr(LesionClassifier, "predict_proba", no_work)
+    before = _digests(data.directory, model)
+    for what, argv, target in _cases(model, data):
+        err = _refused(argv, capsys)
+        assert repr(target) in err, (what, err)
+        assert "choose" in err or "give a" in err, (what, err)
+    assert _digests(data.directory, model) == before
+
+
+def test_a_folder_where_a_file_goes_and_the_reverse(trained, tmp_path, capsys):
+    model, data = trained
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    err = _refused(["train", "--data", data.directory, *TRAIN_FAST, "--out", str(folder)],
+                   capsys)
+    assert "is a folder; give a file name" in err
+    assert ".skderm-tmp-" not in err and ".skderm_model_" not in err
+    assert not Path(f"{folder}.checkpoints").exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    err = _refused(["evaluate", "--model", str(model), "--data", data.directory,
+                    "--out", str(a_file)], capsys)
+    assert "is a file; give a folder" in err and a_file.read_text() == "mine"
+    err = _refused(["predict", "--model", str(model), str(Path(data.directory) / "images"),
+                    "--csv", str(a_file / "pred.csv")], capsys)
+    assert "which is a file" in err
+
+
+def test_property_no_command_modifies_its_data(trained, capsys):
+    """Hypothesis draws a command and an output path among its inputs and data folders."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    model, data = trained
+    cases = _cases(model, data)
+    before = _digests(data.directory, model)
+
+    @settings(max_examples=12, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(cases), st.sampled_from(["", "/", "/."]))
+    def check(case, tail):
+        _, argv, target = case
+        if tail and os.path.isdir(target):  # the same folder, spelt otherwise
+            argv = [a + tail if a == target else a for a in argv]
+        _refused(argv, capsys)
+        assert _digests(data.directory, model) == before
+
+    check()
+
+
+# --------------------------------------------------------------------------
+# errors that help
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--data", "d", "--out", "m", "--epochs", "0"], "--epochs: 0 is too small"),
+    (["cv", "--data", "d", "--epochs", "-2"], "--epochs: -2 is too small"),
+    (["cv", "--data", "d", "--folds", "1"], "--folds: 1 is too small: use 2 or more"),
+    (["demo", "--batch-size", "0"], "--batch-size: 0 is too small"),
+    (["predict", "--model", "m", "x.jpg", "--model-sha256", "abc"], "not a SHA-256 digest"),
+])
+def test_bad_numbers_fail_at_parse_time_naming_the_option(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_an_error_without_words_still_says_what_to_do(tiny_lesions, tmp_path, monkeypatch,
+                                                      capsys):
+    import skderm
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(skderm, "load_ham10000", out_of_memory)
+    assert main(["train", "--data", tiny_lesions.directory, "--out",
+                 str(tmp_path / "m.skderm")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skderm: error: out of memory") and "--image-size" in err
+
+    def silent(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(skderm, "load_ham10000", silent)
+    assert main(["train", "--data", tiny_lesions.directory, "--out",
+                 str(tmp_path / "m.skderm")]) == 1
+    assert "RuntimeError with no message; run again with --debug" in capsys.readouterr().err
+
+
+def test_model_sha256_is_checked_when_given(trained, tmp_path, capsys):
+    from skderm._utils.files import file_digest
+
+    model, data = trained
+    image = sorted(data.frame.path)[0]
+    good = file_digest(model)
+    assert main(["predict", "--model", str(model), image, "--model-sha256", good]) == 0
+    bad = ("0" if good[0] != "0" else "1") + good[1:]
+    for argv in (["predict", "--model", str(model), image],
+                 ["evaluate", "--model", str(model), "--data", data.directory,
+                  "--out", str(tmp_path / "r")]):
+        capsys.readouterr()
+        assert main([*argv, "--model-sha256", bad]) == 1
+        assert Path(model).name in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -68,7 +68,7 @@ def test_randomised_weights_neither_localise_nor_keep_the_map(trained, randomise
     X, masks = sample
     before, after = grad_cam(trained, X), grad_cam(randomised, X)
     assert _share_inside(after, masks) < 1.5 * masks.mean()
-    rho = np.nanmean([spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(before, after)])
+    rho = np.nanmean([spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(before, after, strict=True)])
     assert rho < 0.5
 
 
@@ -80,7 +80,7 @@ def test_saliency_leaves_the_model_as_it_was(trained, sample):
     occlusion(trained, sample[0][:2])
     assert all(torch.equal(state[k], v) for k, v in trained.module_.state_dict().items())
     assert all((g is None and p.grad is None) or torch.equal(g, p.grad)
-               for g, p in zip(grads, trained.module_.parameters()))
+               for g, p in zip(grads, trained.module_.parameters(), strict=True))
     assert trained.module_.training == training
 
 

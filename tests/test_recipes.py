@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from skderm.cli import _make_classifier, _unwrapped, build_parser
+from skderm.cli import build_parser
+from skderm.cli.models import build_model, unwrapped
 from skderm.recipes import RECIPES, make_recipe
 
 # run settings that the command line sets itself
@@ -17,13 +18,13 @@ def _model_params(clf) -> dict:
 
 def _network(args):
     """What the command line trains, inside the LesionLevelClassifier it may wrap it in."""
-    return _unwrapped(_make_classifier(args))
+    return unwrapped(build_model(args))
 
 
 def test_make_recipe_applies_the_recipe_and_overrides():
     clf = make_recipe("cpu", max_epochs=3)
     params = clf.get_params()
-    for name, value in RECIPES["cpu"].items():
+    for name, value in RECIPES["cpu"].params.items():
         if name != "max_epochs":
             assert params[name] == value
     assert params["max_epochs"] == 3 and params["lr_schedule"] == "cosine"
@@ -38,7 +39,7 @@ def test_unknown_recipe_names_the_choices():
 def test_cli_without_options_builds_the_cpu_recipe(command, tmp_path):
     extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
     args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
-    built = _make_classifier(args)
+    built = build_model(args)
     # deciding per lesion with the recipe's measured prior shift
     assert type(built).__name__ == "LesionLevelClassifier"
     assert (built.prior_shift, built.pooling) == (-0.15, "mean")
@@ -46,7 +47,7 @@ def test_cli_without_options_builds_the_cpu_recipe(command, tmp_path):
     # --decision image: the network alone
     args = build_parser().parse_args([command, "--data", str(tmp_path), *extra,
                                       "--decision", "image"])
-    assert _model_params(_make_classifier(args)) == _model_params(make_recipe("cpu"))
+    assert _model_params(build_model(args)) == _model_params(make_recipe("cpu"))
 
 
 @pytest.mark.parametrize("command", ["train", "cv"])
@@ -60,7 +61,7 @@ def test_cli_without_options_on_a_cuda_machine_builds_the_vote(command, tmp_path
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     extra = ["--out", str(tmp_path / "m.skderm")] if command == "train" else []
     args = build_parser().parse_args([command, "--data", str(tmp_path), *extra])
-    built = _make_classifier(args)
+    built = build_model(args)
     assert built.prior_shift == -0.1
     vote = built.estimator
     assert isinstance(vote, VotingClassifier) and vote.voting == "soft"
@@ -88,7 +89,7 @@ def test_make_ensemble_members_keep_their_settings_under_overrides():
     # another backbone drops a member's Lite layer name, as make_recipe does
     assert all(m.freeze_until is None
                for m in make_ensemble("vote", backbone="resnet18").named_estimators.values())
-    with pytest.raises(ValueError, match=r"unknown ensemble 'vot'.*'vote'"):
+    with pytest.raises(ValueError, match=r"unknown recipe 'vot'.*'vote'"):
         make_ensemble("vot")
 
 
@@ -101,7 +102,7 @@ def test_cli_options_override_the_recipe(tmp_path):
     assert params["class_weight"] is None and params["lr_schedule"] == "cosine"
     defaults = build_parser().parse_args(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--recipe", "defaults"])
-    assert _make_classifier(defaults).get_params()["lr_schedule"] == "constant"
+    assert build_model(defaults).get_params()["lr_schedule"] == "constant"
 
 
 def test_cpu_recipe_is_the_measured_benchmark_variant():
@@ -139,13 +140,13 @@ def test_gpu_recipe_is_the_measured_benchmark_variant_and_a_cli_choice(tmp_path)
         ("tf_efficientnet_lite2", (240, 320), None)
     args = build_parser().parse_args(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--recipe", "gpu"])
-    assert _model_params(_make_classifier(args)) == _model_params(make_recipe("gpu"))
+    assert _model_params(build_model(args)) == _model_params(make_recipe("gpu"))
 
 
 def test_recipes_do_not_share_mutable_settings():
     clf = make_recipe("cpu")
     clf.metadata_columns.append("anatom_site")
-    assert RECIPES["cpu"]["metadata_columns"] == ["age", "sex", "localization"]
+    assert RECIPES["cpu"].params["metadata_columns"] == ["age", "sex", "localization"]
     assert make_recipe("cpu").metadata_columns == ["age", "sex", "localization"]
 
 
@@ -177,7 +178,7 @@ def test_make_lesion_level_wraps_the_recipe_with_its_measured_shift():
     cpu = make_lesion_level("cpu", max_epochs=3)
     assert isinstance(cpu.estimator, LesionClassifier) and cpu.estimator.max_epochs == 3
     assert cpu.prior_shift == LESION_DECISIONS["cpu"] and cpu.group_column == "lesion_id"
-    with pytest.raises(ValueError, match=r"recipe 'gpu' has no measured per-lesion decision rule"):
+    with pytest.raises(ValueError, match=r"recipe 'gpu' has no per-lesion decision rule"):
         make_lesion_level("gpu")
 
 
@@ -198,3 +199,36 @@ def test_the_recipes_shifts_are_the_ones_decision_rule_measured():
            and r["view"] == "lesion" and r["criterion"] == "margin"][0]["shifts"]
     # the shift most folds' other folds chose
     assert max(set(cpu), key=cpu.count) == LESION_DECISIONS["cpu"]
+
+
+def test_recipes_are_plain_data_without_figures():
+    """A recipe says what it is for in words; scores and timings live in the docs."""
+    import re
+
+    from skderm.recipes import Recipe
+
+    for name, recipe in RECIPES.items():
+        assert isinstance(recipe, Recipe) and recipe.name == name
+        assert 40 <= len(recipe.purpose) <= 300, name
+        assert not re.search(r"\d\.\d|\d+ ?(%|min|minutes|hours|s\b)", recipe.purpose), name
+    assert RECIPES["vote"].members and not RECIPES["cpu"].members
+    with pytest.raises(ValueError, match=r"'vote' is an ensemble.*make_ensemble\('vote'\)"):
+        make_recipe("vote")
+
+
+def test_make_recipe_takes_nested_parameters():
+    from skderm import Augmentation
+
+    clf = make_recipe("defaults", augmentation=Augmentation(), augmentation__rotation=90.0,
+                      optimizer__weight_decay=0.01)
+    assert clf.get_params()["augmentation__rotation"] == 90.0
+    assert clf.optimizer__weight_decay == 0.01
+
+
+def test_override_notes_name_what_an_override_turns_off():
+    from skderm.recipes import override_notes
+
+    assert override_notes("cpu") == []
+    assert override_notes("cpu", backbone="tiny", freeze_until="1") == []
+    notes = override_notes("vote", backbone="tiny")
+    assert len(notes) == 3 and all("freeze_until='blocks.3'" in n for n in notes)

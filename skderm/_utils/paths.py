@@ -28,8 +28,9 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file",
     """Refuse an output ``path`` that is an input, lies in a data folder, or has the wrong kind.
 
     ``kind`` is ``"file"`` (a file to create or replace) or ``"dir"`` (a folder
-    to create or fill). Call it before any work starts, so a bad path costs
-    nothing. Returns the path, resolved.
+    to create or fill); the folder it goes in must be one this process can
+    write to (missing folders are created later). Call it before any work
+    starts, so a bad path costs nothing. Returns the path, resolved.
     """
     out = _real(path)
     shown = os.fspath(path)
@@ -49,4 +50,14 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file",
                               f"e.g. {os.path.join(shown, 'model.skderm')!r}")
     if kind == "dir" and out.exists() and not out.is_dir():
         raise OutputPathError(f"{what} {shown!r} is a file; give a folder to write into")
+    # the folder the output goes in (or its nearest existing ancestor) must take new files
+    place = out if kind == "dir" and out.is_dir() else out.parent
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise OutputPathError(f"{what} {shown!r} needs the folder {str(place)!r}, which is a "
+                              "file; choose a path in a folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {shown!r}: cannot write into {str(place)!r}; choose a "
+                              "folder you can write to")
     return out
