@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skderm import BackboneFeatures
+from skderm.metrics import get_scorers
 
 args = parse_args(__doc__)
 X, y, groups = load(args)
@@ -30,6 +31,6 @@ model = make_pipeline(fusion, StandardScaler(), SMOTE(k_neighbors=3, random_stat
                       LogisticRegression(C=0.1, max_iter=1000))
 cv = StratifiedGroupKFold(3, shuffle=True, random_state=0)
 scores = cross_validate(model, X, y, groups=groups, cv=cv,
-                        scoring={"bacc": "balanced_accuracy", "mcc": "matthews_corrcoef"})
+                        scoring=get_scorers(probabilities=False))
 print(f"balanced accuracy {scores['test_bacc'].mean():.3f} +/- {scores['test_bacc'].std():.3f}")
 print(f"MCC               {scores['test_mcc'].mean():.3f} +/- {scores['test_mcc'].std():.3f}")

@@ -17,6 +17,7 @@ from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
 from skderm import LesionClassifier, LesionLevelClassifier, list_backbones
+from skderm.metrics import get_scorers
 
 args = parse_args(__doc__)
 X, y, groups = load(args)
@@ -44,7 +45,7 @@ ensemble = VotingClassifier([("first", member("tf_efficientnet_lite0")), ("secon
 per_lesion = LesionLevelClassifier(ensemble, prior_shift=-0.1)
 scores = cross_validate(per_lesion, X, y, groups=groups,
                         cv=StratifiedGroupKFold(3, shuffle=True, random_state=0),
-                        scoring={"bacc": "balanced_accuracy", "mcc": "matthews_corrcoef"},
+                        scoring=get_scorers(probabilities=False),
                         return_estimator=True, return_indices=True)
 # the same fitted votes, image by image with their own argmax: no second training
 per_image = [(balanced_accuracy_score(y.iloc[test], fitted.estimator_.predict(X.iloc[test])),

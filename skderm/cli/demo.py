@@ -33,6 +33,7 @@ def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
     from skderm import LesionClassifier
+    from skderm.metrics import get_scorers
 
     clf = LesionClassifier(backbone=backbone, image_size=tuple(image_size), freeze=freeze,
                            max_epochs=epochs, batch_size=batch_size, lr=lr,
@@ -42,7 +43,7 @@ def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
     return GridSearchCV(make_pipeline(RandomOverSampler(random_state=seed), clf),
                         {"lesionclassifier__lr": [lr, lr / 3]},
                         cv=StratifiedGroupKFold(folds, shuffle=True, random_state=seed),
-                        scoring={"bacc": "balanced_accuracy", "mcc": "matthews_corrcoef"},
+                        scoring=get_scorers(probabilities=False),
                         refit="bacc", error_score="raise")
 
 

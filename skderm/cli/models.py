@@ -22,7 +22,7 @@ __all__ = ["auto_recipe", "build_model", "decided_by", "decision_scores", "descr
 
 def auto_recipe(device) -> str:
     """``--recipe auto``: the three-network vote where a CUDA GPU trains, else 'cpu'."""
-    from skderm.network import resolve_device
+    from skderm.classifier import resolve_device
 
     return "vote" if str(resolve_device(device)).startswith("cuda") else "cpu"
 
