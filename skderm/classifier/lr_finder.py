@@ -50,6 +50,11 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     kept: the sweep is of one rate). Stops early when the smoothed loss
     exceeds four times its minimum. Batches cycle through ``X`` as needed.
     """
+    from skderm.classifier import LesionClassifier
+
+    if not isinstance(estimator, LesionClassifier):
+        raise TypeError(f"lr_find sweeps one LesionClassifier, got {type(estimator).__name__}; "
+                        "for a soft vote, sweep each member")
     if not (0 < start_lr < end_lr):
         raise ValueError(f"lr_find needs 0 < start_lr < end_lr, got {start_lr!r}, {end_lr!r}")
     if not (isinstance(num_it, int) and num_it >= 2):

@@ -1,0 +1,74 @@
+"""``skderm export``, ``skderm explain`` and ``skderm lr-find`` on a tiny model."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skderm.cli import main
+
+TRAIN_FAST = ["--recipe", "cpu_images", "--decision", "image", "--backbone", "tiny",
+              "--weights", "none", "--image-size", "32", "32", "--param", "valid_size=None",
+              "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_lesions, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli_tools") / "model.skderm"
+    assert main(["train", "--data", tiny_lesions.directory, "--epochs", "2", *TRAIN_FAST,
+                 "--out", str(path)]) == 0
+    return path
+
+
+def test_export_writes_an_onnx_file_that_predicts_like_the_model(model, tiny_lesions, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from skderm.images import read_image
+    from skderm.persistence import load_model
+
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--model", str(model), "--out", str(out), "--quiet"]) == 0
+    clf = load_model(model)
+    paths = list(tiny_lesions.data["path"][:4])
+    pixels = np.stack([read_image(p, clf.image_size_) for p in paths])
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: pixels})[0]
+    np.testing.assert_allclose(got, clf.predict_proba(paths), atol=1e-4)
+
+
+def test_export_refuses_to_overwrite_its_model(model, capsys):
+    before = Path(model).read_bytes()
+    assert main(["export", "--model", str(model), "--out", str(model)]) == 1
+    assert "--out" in capsys.readouterr().err
+    assert Path(model).read_bytes() == before
+
+
+def test_explain_writes_one_overlay_per_image(model, tiny_lesions, tmp_path, capsys):
+    images = list(tiny_lesions.data["path"][:3])
+    out = tmp_path / "maps"
+    assert main(["explain", "--model", str(model), *images, "--out", str(out)]) == 0
+    written = sorted(os.listdir(out))
+    assert len(written) == 3 and all(name.endswith("_grad_cam.png") for name in written)
+    from PIL import Image
+
+    assert Image.open(out / written[0]).size == (32, 32)
+
+
+def test_explain_never_writes_into_the_image_folder(model, tiny_lesions, capsys):
+    folder = os.path.dirname(tiny_lesions.data["path"][0])
+    before = sorted(os.listdir(folder))
+    assert main(["explain", "--model", str(model), tiny_lesions.data["path"][0],
+                 "--out", os.path.join(folder, "maps")]) == 1
+    assert "data folder" in capsys.readouterr().err
+    assert sorted(os.listdir(folder)) == before
+
+
+def test_lr_find_suggests_a_rate(tiny_lesions, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "lr.png"
+    assert main(["lr-find", "--data", tiny_lesions.directory, *TRAIN_FAST, "--iterations",
+                 "20", "--plot", str(plot)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("suggested lr: ") and float(line.split()[2]) > 0
+    assert plot.stat().st_size > 0
