@@ -72,3 +72,25 @@ def test_lr_find_suggests_a_rate(tiny_lesions, tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("suggested lr: ") and float(line.split()[2]) > 0
     assert plot.stat().st_size > 0
+
+
+def test_predict_refer_marks_the_least_confident_share(model, tiny_lesions, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "pred.csv"
+    images = list(tiny_lesions.data["path"][:20])
+    assert main(["predict", "--model", str(model), *images, "--refer", "0.25",
+                 "--csv", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out)
+    assert table["referred"].sum() == 5
+    classes = [c for c in table.columns if c not in ("image", "prediction", "decided_by",
+                                                     "referred")]
+    top = table[classes].max(axis=1)
+    assert top[table["referred"]].max() <= top[~table["referred"]].min()
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "x"])
+def test_predict_refer_bad_share_is_named(model, tiny_lesions, value, capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", str(model), tiny_lesions.data["path"][0], "--refer", value])
+    assert "share in [0, 1)" in capsys.readouterr().err

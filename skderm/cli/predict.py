@@ -34,8 +34,23 @@ def add_parser(sub) -> None:
                    help="for models that read metadata (age, sex, ...) or pool lesions: a CSV "
                         "with an image_id column (file names without extension) and those "
                         "columns, such as HAM10000_metadata.csv")
+    p.add_argument("--refer", type=_share, metavar="SHARE", default=None,
+                   help="mark the SHARE (e.g. 0.1) of images the model is least sure of as "
+                        "referred to a dermatologist: a 'referred' column (plain format)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+
+
+def _share(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share in [0, 1), e.g. 0.1")
+    return value
 
 
 def image_files(items: list[str]) -> list[str]:
@@ -111,6 +126,9 @@ def run(args, log) -> int:
     from skderm.cli.models import decided_by, decision_scores, labels, read_model
 
     files = image_files(args.images)
+    if args.refer is not None and args.format == "isic":
+        raise ValueError("--refer marks referred images in a 'referred' column, which the ISIC "
+                         "format has no place for; use --format plain")
     check_outputs([(args.csv, "file", "--csv")],
                   inputs=[args.model, *filter(None, [args.metadata]), *files],
                   data_folders=[item for item in args.images if os.path.isdir(item)])
@@ -128,6 +146,11 @@ def run(args, log) -> int:
     else:
         table = pd.DataFrame({"image": files, "prediction": labels(clf, proba),
                               "decided_by": decided_by(clf)})
+        if args.refer is not None:
+            from skderm.metrics.abstention import referral_mask
+
+            # confidence of the decision as made (shifted scores for a per-lesion model)
+            table["referred"] = referral_mask(decision_scores(clf, proba), refer=args.refer)
         for j, c in enumerate(clf.classes_):
             table[str(c)] = proba[:, j]
     if args.csv:
