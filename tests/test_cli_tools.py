@@ -94,3 +94,16 @@ def test_predict_refer_bad_share_is_named(model, tiny_lesions, value, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--model", str(model), tiny_lesions.data["path"][0], "--refer", value])
     assert "share in [0, 1)" in capsys.readouterr().err
+
+
+def test_the_demo_search_says_which_fit_of_how_many(tiny_lesions, capsys):
+    from skderm.cli.demo import make_grid_search
+
+    search = make_grid_search(backbone="tiny", image_size=(32, 32), epochs=1, folds=2,
+                              progress=True)
+    search.set_params(lesionclassifier__weights=None)
+    X, y = tiny_lesions.data, tiny_lesions.target
+    search.fit(X, y, groups=X["lesion_id"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit ")]
+    assert [line.split(",")[0] for line in lines] == [f"fit {k} of 5" for k in range(1, 6)]
+    assert "s left" in lines[-1]

@@ -11,22 +11,47 @@ from __future__ import annotations
 import tempfile
 import time
 
+from skorch.callbacks import Callback
+
 from skderm.cli.options import at_least, freeze_value
 from skderm.cli.outputs import check_outputs
 
-__all__ = ["add_parser", "make_grid_search", "run"]
+__all__ = ["FitProgress", "add_parser", "make_grid_search", "run"]
+
+
+class FitProgress(Callback):
+    """Say "fit k of n" and the time left when each fit of a search begins.
+
+    A search clones its estimator (and this callback) for every fit, so the
+    count lives in a table shared by the clones, under the search's ``token``.
+    """
+
+    _runs: dict = {}
+
+    def __init__(self, total: int, token: str, sink=print):
+        self.total = total
+        self.token = token
+        self.sink = sink
+
+    def on_train_begin(self, net, **kwargs):
+        run = self._runs.setdefault(self.token, {"done": 0, "start": time.perf_counter()})
+        run["done"] += 1
+        done, elapsed = run["done"], time.perf_counter() - run["start"]
+        left = ("" if done == 1 else
+                f", about {elapsed / (done - 1) * (self.total - done + 1):.0f} s left")
+        self.sink(f"fit {done} of {self.total}{left}")
 
 
 def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
                      image_size: tuple[int, int] = (112, 150), freeze="backbone",
                      epochs: int = 5, batch_size: int = 32, lr: float = 3e-3, folds: int = 3,
-                     seed: int = 0, verbose: int = 0):
+                     seed: int = 0, verbose: int = 0, progress: bool = False):
     """An unfitted GridSearchCV of the showcase pipeline; fit it with ``groups=lesion ids``.
 
     The pipeline oversamples rare classes (rows, not pixels) before a
     LesionClassifier; candidates are ``lr`` and ``lr / 3``; the folds are
     StratifiedGroupKFold, so no lesion is on both sides; the refit is on
-    balanced accuracy.
+    balanced accuracy. ``progress`` prints "fit k of n" before each fit.
     """
     from imblearn.over_sampling import RandomOverSampler
     from imblearn.pipeline import make_pipeline
@@ -35,9 +60,12 @@ def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
     from skderm import LesionClassifier
     from skderm.metrics import get_scorers
 
+    total = 2 * folds + 1  # two candidates on every fold, then the refit
+    callbacks = [("fit_progress", FitProgress(total, f"demo-{time.time_ns()}"))] if progress \
+        else None
     clf = LesionClassifier(backbone=backbone, image_size=tuple(image_size), freeze=freeze,
                            max_epochs=epochs, batch_size=batch_size, lr=lr,
-                           random_state=seed, verbose=verbose,
+                           random_state=seed, verbose=verbose, callbacks=callbacks,
                            # the lesion-grouped folds do the evaluating: no inner split
                            valid_size=None)
     return GridSearchCV(make_pipeline(RandomOverSampler(random_state=seed), clf),
@@ -144,11 +172,15 @@ def run(args, log) -> int:
         search = make_grid_search(backbone=args.backbone, image_size=args.image_size,
                                   freeze=args.freeze, epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, folds=args.folds,
-                                  seed=args.seed, verbose=0 if args.quiet else 1)
+                                  seed=args.seed, verbose=0 if args.quiet else 1,
+                                  progress=not args.quiet)
         log(f"pipeline: RandomOverSampler -> LesionClassifier(backbone={args.backbone!r}); "
             f"grid {search.param_grid} over {args.folds} lesion-grouped stratified folds of "
             f"{len(X_train)} images; {len(X_test)} images of {X_test['lesion_id'].nunique()} "
             "other lesions held out")
+        log(f"it trains {2 * args.folds + 1} networks of {args.epochs} epochs each (two "
+            f"candidates on each of {args.folds} folds, then the best refitted on all "
+            f"{len(X_train)} images): a few minutes on 2 CPU cores")
         search.fit(X_train, y_train, groups=X_train["lesion_id"])
         _print_search(search, args.folds)
 

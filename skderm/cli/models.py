@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from skderm.cli.options import check_param_names, parse_params
@@ -38,7 +40,8 @@ def build_model(args, log=print):
                                     if name == "vote" else
                                     "no CUDA GPU (--recipe vote trains the three-network vote)"))
     overrides = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
-                 "progress_bar": not args.quiet}
+                 # batch bars only where a person watches: not in a log file
+                 "progress_bar": not args.quiet and sys.stderr.isatty()}
     if args.backbone is not None:
         overrides["backbone"] = args.backbone
     if args.epochs is not None:
