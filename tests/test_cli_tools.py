@@ -101,7 +101,7 @@ def test_the_demo_search_says_which_fit_of_how_many(tiny_lesions, capsys):
 
     search = make_grid_search(backbone="tiny", image_size=(32, 32), epochs=1, folds=2,
                               progress=True)
-    search.set_params(lesionclassifier__weights=None)
+    search.set_params(estimator__lesionclassifier__weights=None)
     X, y = tiny_lesions.data, tiny_lesions.target
     search.fit(X, y, groups=X["lesion_id"])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit ")]
