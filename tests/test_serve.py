@@ -6,6 +6,7 @@ import base64
 import http.client
 import io
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -214,6 +215,25 @@ def test_lesion_level_model_decides_with_its_prior_shift_and_names_missing_metad
     assert "prior_shift = 1" in answer["decided_by"]
 
 
+def test_health_lists_the_metadata_fields_and_known_categories(lesion_level, tiny_lesions):
+    _, base = lesion_level
+    info = json.loads(_get(base + "/health")[2])
+    assert info["kind"] == "lesion-level" and info["metadata_columns"] == METADATA
+    assert info["numeric_metadata"] == ["age"]
+    seen = tiny_lesions.data.iloc[:40]
+    assert set(info["categories"]["sex"]) == set(seen.sex.dropna())
+
+
+def test_an_unseen_category_is_predicted_and_named(lesion_level, tiny_lesions):
+    _, base = lesion_level
+    data = open(tiny_lesions.data.path.iloc[47], "rb").read()
+    status, answer = _upload(base, "lesion.jpg", data,
+                             fields={"age": "55", "sex": "male", "localization": "moon"})
+    assert status == 200, answer
+    assert answer["metadata_missing"] == []
+    assert "localization='moon' was not seen in training" in answer["metadata_note"]
+
+
 def test_a_bad_metadata_value_is_refused_by_name(lesion_level, tiny_lesions):
     _, base = lesion_level
     data = open(tiny_lesions.data.path.iloc[47], "rb").read()
@@ -252,8 +272,9 @@ def _chromium() -> str | None:
 
 @pytest.mark.skipif(_chromium() is None,
                     reason="no chromium or chromium-browser on PATH for the headless test")
-def test_the_page_loads_in_a_headless_browser_without_console_errors(plain, tmp_path):
-    model, base = plain
+@pytest.mark.parametrize("fitted", ["plain", "lesion_level"])
+def test_the_page_loads_in_a_headless_browser_without_console_errors(fitted, request, tmp_path):
+    model, base = request.getfixturevalue(fitted)
     result = subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
@@ -264,3 +285,7 @@ def test_the_page_loads_in_a_headless_browser_without_console_errors(plain, tmp_
     assert not console, console
     # the script ran: it read /health and wrote the model's classes into the page
     assert f"classes: {', '.join(model.classes_)}" in result.stdout
+    if fitted == "lesion_level":  # a field per metadata column, known categories to pick
+        age = re.search(r'<input[^>]*name="age"[^>]*>', result.stdout)
+        assert age and 'type="number"' in age.group(0), result.stdout
+        assert '<select name="sex">' in result.stdout, result.stdout

@@ -54,12 +54,21 @@ async function describe() {
   numeric = info.numeric_metadata || [];
   $("model").textContent = info.model + " (" + info.kind + "), classes: " +
     info.classes.join(", ");
+  const categories = info.categories || {};
   for (const name of info.metadata_columns || []) {
     const label = document.createElement("label");
-    const input = document.createElement("input");
+    let input;
+    if (categories[name]) {
+      input = document.createElement("select");
+      for (const value of ["", ...categories[name]]) {
+        input.add(new Option(value || "unknown", value));
+      }
+    } else {
+      input = document.createElement("input");
+      input.type = numeric.includes(name) ? "number" : "text";
+      input.placeholder = "unknown";
+    }
     input.name = name;
-    input.type = numeric.includes(name) ? "number" : "text";
-    input.placeholder = "unknown";
     label.append(name + " ", input);
     $("fields").append(label);
   }
@@ -93,7 +102,7 @@ async function predict(file) {
   show("Predicting " + file.name + "...");
   const form = new FormData();
   form.append("image", file, file.name);
-  for (const input of $("fields").querySelectorAll("input")) form.append(input.name, input.value);
+  for (const input of $("fields").querySelectorAll("input, select")) form.append(input.name, input.value);
   try {
     const response = await fetch("/predict", { method: "POST", body: form });
     const answer = await response.json();

@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import VotingClassifier
 
 from skderm.exceptions import ImageError, SkdermError
 
@@ -28,8 +29,6 @@ class UploadError(SkdermError, ValueError):
 
 def _members(model):
     """(what is decided, the LesionClassifiers inside, the kind of model)."""
-    from sklearn.ensemble import VotingClassifier
-
     from skderm.classifier import LesionClassifier
     from skderm.decision import LesionLevelClassifier
 
@@ -53,6 +52,16 @@ def _numeric_columns(encoder) -> set[str]:
             for c in cols}
 
 
+def _categories(encoder) -> dict[str, list[str]]:
+    """The categories the one-hot part of the fitted metadata encoder learned, per column."""
+    out = {}
+    for name, pipe, cols in getattr(encoder, "transformers_", []):
+        if name == "cat":
+            for col, cats in zip(cols, pipe[-1].categories_, strict=True):
+                out[col] = [str(c) for c in cats if c != "missing"]
+    return out
+
+
 class Predictor:
     """Predict one uploaded image with a fitted model, as the web page shows it.
 
@@ -65,23 +74,29 @@ class Predictor:
     def __init__(self, model):
         self.model = model
         self.inner, self.members, self.kind = _members(model)
+        self.vote = isinstance(self.inner, VotingClassifier)
         self.classes = [c.item() if hasattr(c, "item") else c for c in self.inner.classes_]
         self.metadata_columns: list[str] = []
         self.numeric: set[str] = set()
+        self.categories: dict[str, list[str]] = {}
         for m in self.members:
             for c in m.metadata_columns or []:
                 if c not in self.metadata_columns:
                     self.metadata_columns.append(c)
-            self.numeric |= _numeric_columns(getattr(m, "metadata_encoder_", None))
+            encoder = getattr(m, "metadata_encoder_", None)
+            self.numeric |= _numeric_columns(encoder)
+            for col, cats in _categories(encoder).items():
+                self.categories[col] = sorted(set(self.categories.get(col, [])) | set(cats))
 
     def describe(self) -> dict:
         """What GET /health reports and the page builds its form from."""
         return {"status": "ok", "model": type(self.model).__name__, "kind": self.kind,
                 "classes": self.classes, "metadata_columns": self.metadata_columns,
-                "numeric_metadata": sorted(self.numeric)}
+                "numeric_metadata": sorted(self.numeric), "categories": self.categories}
 
-    def _metadata(self, fields: dict[str, str]) -> tuple[dict, list[str]]:
-        values, missing = {}, []
+    def _metadata(self, fields: dict[str, str]) -> tuple[dict, list[str], list[str]]:
+        """(the values, the columns not given, the notes on what the encoder will do)."""
+        values, missing, notes = {}, [], []
         for name in self.metadata_columns:
             text = (fields.get(name) or "").strip()
             if not text:
@@ -98,7 +113,14 @@ class Predictor:
                 values[name] = number
             else:
                 values[name] = text
-        return values, missing
+                known = self.categories.get(name)
+                if known is not None and text not in known:
+                    notes.append(f"{name}={text!r} was not seen in training (known: "
+                                 f"{', '.join(known)}); it is encoded as none of them")
+        if missing:
+            notes.append(f"not given: {', '.join(missing)}; the model's metadata encoder "
+                         "imputed them as at fit time")
+        return values, missing, notes
 
     def _X(self, path: str, metadata: dict):
         if not self.metadata_columns:
@@ -127,15 +149,14 @@ class Predictor:
         from skderm.images import read_image
 
         clf, target = self.members[0], label
-        if self.kind == "vote" or len(self.members) > 1:
-            # VotingClassifier fits its members on encoded labels (0..n-1)
+        if self.vote:  # VotingClassifier fits its members on encoded labels (0..n-1)
             target = self.inner.le_.transform([label])[0]
         cam = grad_cam(clf, X, target=target)[0]
         picture = overlay(read_image(path, clf.image_size_), cam)
         buf = io.BytesIO()
         Image.fromarray(picture).save(buf, format="PNG")
         note = f"Grad-CAM of the decided class {label!r}"
-        if self.kind == "vote" or len(self.members) > 1:
+        if self.vote:
             note += " from the first member of the vote only (a soft vote has no single map)"
         return base64.b64encode(buf.getvalue()).decode("ascii"), note
 
@@ -148,7 +169,7 @@ class Predictor:
         UploadError
             The bytes are not an image Pillow decodes, or a metadata field is invalid.
         """
-        metadata, missing = self._metadata(fields or {})
+        metadata, missing, notes = self._metadata(fields or {})
         suffix = os.path.splitext(filename)[1].lower()
         with tempfile.TemporaryDirectory(prefix="skderm-serve-") as tmp:
             path = os.path.join(tmp, "upload" + (suffix if suffix in _SUFFIXES else ".img"))
@@ -167,9 +188,7 @@ class Predictor:
             answer["metadata"] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
                                   for k, v in metadata.items()}
             answer["metadata_missing"] = missing
-            if missing:
-                answer["metadata_note"] = (f"not given: {', '.join(missing)}; the model's "
-                                           "metadata encoder imputed them as at fit time")
+            answer["metadata_note"] = "; ".join(notes)
         return answer
 
     @staticmethod
