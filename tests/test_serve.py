@@ -6,9 +6,11 @@ import base64
 import http.client
 import io
 import json
+import queue
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -20,7 +22,9 @@ from PIL import Image
 from sklearn.ensemble import VotingClassifier
 
 from skderm import LesionClassifier, LesionLevelClassifier, load_model, save_model
-from skderm.serve import MAX_UPLOAD_BYTES, ServeError, make_app, make_server_for
+from skderm.exceptions import ModelFileError
+from skderm.persistence import model_digest
+from skderm.serve import MAX_UPLOAD_BYTES, ServeError, make_app, make_server_for, serve
 
 METADATA = ["age", "sex", "localization"]
 TIMEOUT = 60
@@ -289,3 +293,34 @@ def test_the_page_loads_in_a_headless_browser_without_console_errors(fitted, req
         age = re.search(r'<input[^>]*name="age"[^>]*>', result.stdout)
         assert age and 'type="number"' in age.group(0), result.stdout
         assert '<select name="sex">' in result.stdout, result.stdout
+
+
+def test_serve_loads_a_checked_file_and_listens_on_loopback(plain, tmp_path):
+    model, _ = plain
+    path = tmp_path / "served.skderm"
+    save_model(model, path)
+    script = ("import sys; from skderm.serve import serve; "
+              "serve(sys.argv[1], port=0, sha256=sys.argv[2])")
+    process = subprocess.Popen([sys.executable, "-c", script, str(path), model_digest(path)],
+                               stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in process.stderr], daemon=True).start()
+    try:
+        seen = []
+        while not (seen and seen[-1].startswith("serving")):
+            seen.append(lines.get(timeout=TIMEOUT))  # raises queue.Empty when nothing comes
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1])
+        assert url, seen
+        status, _, body = _get(url.group(0) + "health")
+        assert status == 200 and json.loads(body)["classes"] == model.classes_.tolist()
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT)
+        process.stderr.close()
+
+
+def test_serve_refuses_a_file_that_does_not_match_its_digest(plain, tmp_path):
+    model, _ = plain
+    path = save_model(model, tmp_path / "served.skderm")
+    with pytest.raises(ModelFileError):
+        serve(path, port=0, sha256="0" * 64)
