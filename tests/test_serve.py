@@ -132,6 +132,7 @@ def test_health_describes_the_model(plain):
     info = json.loads(body)
     assert status == 200 and info["status"] == "ok"
     assert info["classes"] == model.classes_.tolist() and info["metadata_columns"] == []
+    assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES
 
 
 def test_a_jpeg_gets_predict_probas_probabilities_decision_and_saliency(plain, tiny_lesions):
@@ -261,6 +262,16 @@ def test_a_soft_vote_explains_its_first_member_and_says_so(tiny_lesions):
                                atol=1e-5)
     assert answer["label"] == vote.predict([path])[0]
     assert "first member" in answer["saliency"] and answer["saliency_png_base64"]
+
+
+def test_only_what_load_model_returns_is_served(tiny_lesions):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError, match="needs a fitted LesionClassifier.*LogisticRegression"):
+        make_app(LogisticRegression())
+    with pytest.raises(NotFittedError):
+        make_app(VotingClassifier([("a", _tiny())], voting="soft"))
 
 
 def test_a_taken_port_is_refused_with_the_address(plain):

@@ -108,7 +108,8 @@ def make_app(model, *, max_upload_bytes: int = MAX_UPLOAD_BYTES):
             if path == "/health":
                 if method not in ("GET", "HEAD"):
                     raise _Refused(405, f"{method} /health is not served; use GET")
-                return _json(start_response, 200, predictor.describe())
+                return _json(start_response, 200, {**predictor.describe(),
+                                                    "max_upload_bytes": max_upload_bytes})
             if path == "/predict":
                 if method != "POST":
                     raise _Refused(405, f"{method} /predict is not served; POST an image")

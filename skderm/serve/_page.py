@@ -46,12 +46,14 @@ td { padding: 2px 8px; }
 "use strict";
 const $ = (id) => document.getElementById(id);
 let numeric = [];
+let maxBytes = Infinity;
 
 function show(error) { $("error").textContent = error || ""; }
 
 async function describe() {
   const info = await (await fetch("/health")).json();
   numeric = info.numeric_metadata || [];
+  maxBytes = info.max_upload_bytes || Infinity;
   $("model").textContent = info.model + " (" + info.kind + "), classes: " +
     info.classes.join(", ");
   const categories = info.categories || {};
@@ -99,6 +101,12 @@ function render(answer) {
 }
 
 async function predict(file) {
+  if (file.size > maxBytes) {  // the server would refuse it (413) before reading it
+    $("result").hidden = true;
+    show(file.name + " is " + file.size + " bytes, more than the server takes (" +
+         maxBytes + " bytes); choose a smaller image");
+    return;
+  }
   show("Predicting " + file.name + "...");
   const form = new FormData();
   form.append("image", file, file.name);

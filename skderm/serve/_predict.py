@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import VotingClassifier
+from sklearn.utils.validation import check_is_fitted
 
 from skderm.exceptions import ImageError, SkdermError
 
@@ -34,13 +35,15 @@ def _members(model):
 
     inner, kind = model, "classifier"
     if isinstance(model, LesionLevelClassifier):
+        check_is_fitted(model, "estimator_")
         inner, kind = model.estimator_, "lesion-level"
     if isinstance(inner, LesionClassifier):
         inner.check_is_fitted()
         return inner, [inner], kind
-    if isinstance(inner, VotingClassifier) and getattr(inner, "voting", None) == "soft" \
-            and all(isinstance(m, LesionClassifier) for m in getattr(inner, "estimators_", [])):
-        return inner, list(inner.estimators_), "vote" if kind == "classifier" else kind
+    if isinstance(inner, VotingClassifier) and inner.voting == "soft":
+        check_is_fitted(inner, "estimators_")
+        if all(isinstance(m, LesionClassifier) for m in inner.estimators_):
+            return inner, list(inner.estimators_), "vote" if kind == "classifier" else kind
     raise TypeError(f"skderm.serve needs a fitted LesionClassifier, a soft VotingClassifier of "
                     f"them or a LesionLevelClassifier around either (what load_model returns), "
                     f"got {type(model).__name__}")
