@@ -27,9 +27,10 @@ def _tag(key):
 
 def test_tensorboard_records_each_epochs_losses(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
+    logger = TensorBoard(SummaryWriter(tmp_path), key_mapper=_tag)
     clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2,
                            valid_size=0.3, patience=None, batch_size=16, verbose=0,
-                           random_state=0, callbacks=[TensorBoard(SummaryWriter(tmp_path), key_mapper=_tag)])
+                           random_state=0, callbacks=[logger])
     clf.fit(X, y)
 
     events = EventAccumulator(str(tmp_path))

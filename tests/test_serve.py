@@ -8,7 +8,6 @@ import io
 import json
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+from _browser import Browser, find_chromium
 from PIL import Image
 from sklearn.ensemble import VotingClassifier
 
@@ -281,17 +281,17 @@ def test_a_taken_port_is_refused_with_the_address(plain):
         make_server_for(model, "127.0.0.1", port)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+no_chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="no chromium or chromium-browser on PATH for the headless "
+                                    "browser tests")
 
 
-@pytest.mark.skipif(_chromium() is None,
-                    reason="no chromium or chromium-browser on PATH for the headless test")
+@no_chromium
 @pytest.mark.parametrize("fitted", ["plain", "lesion_level"])
 def test_the_page_loads_in_a_headless_browser_without_console_errors(fitted, request, tmp_path):
     model, base = request.getfixturevalue(fitted)
     result = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
          "--virtual-time-budget=5000", "--dump-dom", base + "/"],
         capture_output=True, text=True, timeout=120)
@@ -335,3 +335,38 @@ def test_serve_refuses_a_file_that_does_not_match_its_digest(plain, tmp_path):
     path = save_model(model, tmp_path / "served.skderm")
     with pytest.raises(ModelFileError):
         serve(path, port=0, sha256="0" * 64)
+
+
+@no_chromium
+def test_an_image_chosen_on_the_page_shows_probabilities_decision_and_overlay(
+        lesion_level, tiny_lesions, tmp_path):
+    model, base = lesion_level
+    path = tiny_lesions.data.path.iloc[47]
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture\n")
+    with Browser(tmp_path / "profile", timeout=TIMEOUT) as page:
+        page.open(base + "/")
+        page.wait_for('document.querySelector("#fields select[name=sex]")')
+        page.evaluate('document.querySelector("#fields input[name=age]").value = "55"')
+        page.set_file("#file", path)
+        label = page.wait_for('document.getElementById("label").textContent')
+        X = pd.DataFrame({"path": [path], "age": [55.0], "sex": [None],
+                          "localization": [None]})
+        expected = model.estimator_.predict_proba(X)[0]
+        assert label == model.decide(expected[None])[0]
+        shown = page.evaluate('[...document.querySelectorAll("#probs tr")]'
+                              '.map(r => r.cells[1].textContent)')
+        assert shown == [f"{100 * p:.1f} %" for p in expected]
+        assert page.evaluate('document.getElementById("overlay").src')\
+            .startswith("data:image/png;base64,")
+        assert "sex, localization" in page.evaluate(
+            'document.getElementById("metanote").textContent')
+        assert page.errors == []
+
+        page.set_file("#file", text)
+        error = page.wait_for('document.getElementById("error").textContent.includes('
+                              '"not an image") && document.getElementById("error").textContent')
+        assert error.startswith("'notes.txt' is not an image")
+        assert page.evaluate('document.getElementById("result").hidden') is True
+        # the refused upload's HTTP 400 is the only thing the browser logs
+        assert all("status of 400" in e for e in page.errors), page.errors

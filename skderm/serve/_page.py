@@ -111,15 +111,17 @@ async function predict(file) {
   const form = new FormData();
   form.append("image", file, file.name);
   for (const input of $("fields").querySelectorAll("input, select")) form.append(input.name, input.value);
+  let response, answer;
   try {
-    const response = await fetch("/predict", { method: "POST", body: form });
-    const answer = await response.json();
-    if (!response.ok) { $("result").hidden = true; show(answer.error); return; }
-    show("");
-    render(answer);
+    response = await fetch("/predict", { method: "POST", body: form });
+    answer = await response.json();
   } catch (err) {
     show("The server did not answer: " + err);
+    return;
   }
+  if (!response.ok) { $("result").hidden = true; show(answer.error); return; }
+  show("");
+  render(answer);
 }
 
 $("file").addEventListener("change", (e) => { if (e.target.files[0]) predict(e.target.files[0]); });
