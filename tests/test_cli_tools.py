@@ -107,3 +107,9 @@ def test_the_demo_search_says_which_fit_of_how_many(tiny_lesions, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit ")]
     assert [line.split(",")[0] for line in lines] == [f"fit {k} of 5" for k in range(1, 6)]
     assert "s left" in lines[-1]
+
+
+def test_serve_refuses_a_model_file_with_another_digest_before_listening(model, capsys):
+    wrong = "0" * 64
+    assert main(["serve", "--model", str(model), "--port", "0", "--model-sha256", wrong]) == 1
+    assert Path(model).name in capsys.readouterr().err

@@ -6,7 +6,18 @@ import argparse
 import os
 import sys
 
-from skderm.cli import backbones, cv, demo, evaluate, explain, export, lr_find, predict, train
+from skderm.cli import (
+    backbones,
+    cv,
+    demo,
+    evaluate,
+    explain,
+    export,
+    lr_find,
+    predict,
+    serve,
+    train,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -19,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"skderm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (demo, backbones, train, predict, evaluate, cv, explain, export, lr_find):
+    for command in (demo, backbones, train, predict, evaluate, cv, explain, export, lr_find,
+                    serve):
         command.add_parser(sub)
     return parser
 
