@@ -150,6 +150,14 @@ def test_refuses_to_replace_a_file_it_did_not_write(small, tmp_path):
         write_report(not_a_folder, y_true=y, proba=proba, classes=classes, n_boot=N_BOOT)
 
 
+def test_refuses_to_write_over_an_input_image(small, tmp_path):
+    y, classes, proba = small
+    images = [str(tmp_path / f"{i}.jpg") for i in range(len(y) - 1)] + [
+        str(tmp_path / REPORT_NAME)]
+    with pytest.raises(OutputPathError, match="would overwrite an input"):
+        write_report(tmp_path, y_true=y, proba=proba, classes=classes, images=images)
+
+
 def test_replaces_its_own_report(small, tmp_path):
     y, classes, proba = small
     first = write_report(tmp_path, y_true=y, proba=proba, classes=classes, n_boot=N_BOOT,

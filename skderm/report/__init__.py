@@ -104,8 +104,10 @@ def write_report(
     path : pathlib.Path
         The report written.
     """
-    out = check_output_path(out_dir, kind="dir", inputs=images or (), what="report folder")
-    target = out / REPORT_NAME
+    out = check_output_path(out_dir, kind="dir", what="report folder")
+    # only report.html is written: images may live in out_dir, but never under that name
+    target = check_output_path(out / REPORT_NAME, kind="file",
+                               inputs=() if images is None else images, what="report")
     _check_replaceable(target)
     if images is not None and len(images) != len(np.asarray(y_true)):
         raise ValueError(f"images must hold one path per row of y_true ({len(np.asarray(y_true))})"
