@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skderm.report.tables import INTERVAL_RATES, Evaluation, per_class_text
+from skderm.report.tables import INTERVAL_RATES, Evaluation, interval_note, per_class_text
 
 __all__ = ["GENERATOR", "INTENDED_USE", "KNOWN_LIMITS", "render_page"]
 
@@ -122,9 +122,8 @@ def _summary_html(ev: Evaluation, unit: str) -> str:
         index={"balanced_accuracy": "balanced accuracy", "mcc": "MCC"})
     referral = pd.DataFrame({"refer the least confident": [f"{s:.0%}" for s in ev.referral],
                              "balanced accuracy on the rest": list(ev.referral.values())})
-    return (f"<p>{len(ev.y_true)} images{unit}. Intervals: {ev.confidence:.0%} percentile "
-            f"bootstrap, {ev.n_boot} resamples of {'lesions' if ev.groups is not None else 'images'}"
-            ".</p>" + _frame(overall) + _frame(referral, index=False))
+    return (f"<p>{len(ev.y_true)} images{unit}; {_e(interval_note(ev))}.</p>"
+            + _frame(overall) + _frame(referral, index=False))
 
 
 def _model_card(model_info: Mapping, data_summary: Mapping, ev: Evaluation) -> str:

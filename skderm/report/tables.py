@@ -27,7 +27,8 @@ from skderm.metrics import (
 from skderm.metrics.bootstrap import as_generator, resample_groups, summarise_bootstrap
 from skderm.metrics.validation import check_scored, encode_labels, group_codes
 
-__all__ = ["Evaluation", "evaluate", "per_class_intervals", "format_summary"]
+__all__ = ["Evaluation", "evaluate", "per_class_intervals", "per_class_text", "interval_note",
+           "format_summary"]
 
 #: Rates given an interval in the per-class table.
 INTERVAL_RATES = ("recall", "precision", "specificity")
@@ -182,7 +183,8 @@ def per_class_text(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def _unit(ev: Evaluation) -> str:
+def interval_note(ev: Evaluation) -> str:
+    """How the intervals were made, in one phrase."""
     unit = "lesions" if ev.groups is not None else "images"
     return (f"{ev.confidence:.0%} intervals: percentile bootstrap, {ev.n_boot} resamples of "
             f"{unit}")
@@ -202,7 +204,7 @@ def format_summary(y_true: Any, proba: Any, classes: Sequence, *, groups: Any = 
     n = len(ev.y_true)
     head = f"{n} images" + ("" if ev.groups is None else
                             f", {len(pd.unique(ev.groups))} lesions")
-    lines = [head + f"; {_unit(ev)}", "", per_class_text(ev).to_string(), ""]
+    lines = [head + f"; {interval_note(ev)}", "", per_class_text(ev).to_string(), ""]
     for name, r in ev.overall.iterrows():
         lines.append(f"{name:<18} {_cell(r['estimate'], r['low'], r['high'])}")
     cal = ev.calibration
