@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
@@ -114,7 +115,10 @@ def run(args) -> dict:
                       f"{args.image_size[1]}) + StandardScaler + "
                       f"LogisticRegression(C={args.C}, balanced)",
             "n_images": len(y), "n_lesions": int(pd.Series(groups).nunique()),
-            "folds": folds, "machine": f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"}
+            "folds": folds,
+            "machine": f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores, torch on "
+                       f"{torch.get_num_threads()} threads, load average "
+                       f"{os.getloadavg()[0]:.1f} at the end"}
 
 
 def _mean_sd(folds, part, key) -> str:
