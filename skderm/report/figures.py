@@ -85,7 +85,7 @@ def plot_top_losses(paths: Sequence[str], losses, *,
             ax.imshow(images[j])
         else:
             _overlay(ax, images[j], maps[j])
-        ax.set_title(f"{row['true']} / {row['pred']} ({row['p_pred']:.2f})", fontsize="small")
+        ax.set_title(f"{row['true']} / {row['pred']} ({row['p_pred']:.2f})", fontsize="medium")
     return fig
 
 

@@ -120,7 +120,11 @@ def _operating(y_true, proba, classes, groups, n_boot, confidence, seed) -> dict
 def evaluate(y_true: Any, proba: Any, classes: Sequence, *, groups: Any = None,
              decision_labels: Any = None, n_boot: int = 1000, confidence: float = 0.95,
              random_state: int = 0, top_k: int = 8) -> Evaluation:
-    """Measure everything the report shows; see :func:`skderm.report.write_report`."""
+    """Measure everything the report shows, once, for the page and the text to lay out.
+
+    The arguments are those of :func:`skderm.report.write_report`; ``top_k``
+    is the number of top losses kept. Returns an :class:`Evaluation`.
+    """
     y_true, proba, classes = check_scored(y_true, proba, classes)
     n = len(y_true)
     if groups is not None:
