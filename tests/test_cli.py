@@ -435,11 +435,17 @@ def test_evaluate_without_plotting_skips_pngs_with_a_notice(trained, tmp_path, m
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.csv"]
 
 
-def test_train_shows_progress_unless_quiet(tiny_lesions, tmp_path, capfd):
+def test_train_shows_progress_unless_quiet(tiny_lesions, tmp_path, capfd, monkeypatch):
+    import skderm.cli.models
     import skderm.images
 
     loud_fast = [a for a in TRAIN_FAST if a != "--quiet"]
     args = ["train", "--data", tiny_lesions.directory, "--epochs", "1", *loud_fast]
+    skderm.images.clear_cache()
+    assert main([*args, "--out", str(tmp_path / "log.skderm")]) == 0
+    logged = capfd.readouterr()  # stderr is not a terminal here: a log gets no bars
+    assert "decoded" not in logged.err and "train_loss" in logged.out
+    monkeypatch.setattr(skderm.cli.models, "watched", lambda: True)
     skderm.images.clear_cache()
     assert main([*args, "--out", str(tmp_path / "a.skderm")]) == 0
     loud = capfd.readouterr()

@@ -29,6 +29,12 @@ def auto_recipe(device) -> str:
     return "vote" if str(resolve_device(device)).startswith("cuda") else "cpu"
 
 
+def watched() -> bool:
+    """Whether a person watches stderr (a terminal, not a log file): then progress bars."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def build_model(args, log=print):
     """The unfitted model of train and cv: the recipe, then the options, then --param."""
     params = parse_params(args.param)
@@ -40,8 +46,7 @@ def build_model(args, log=print):
                                     if name == "vote" else
                                     "no CUDA GPU (--recipe vote trains the three-network vote)"))
     overrides = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
-                 # batch bars only where a person watches: not in a log file
-                 "progress_bar": not args.quiet and sys.stderr.isatty()}
+                 "progress_bar": not args.quiet and watched()}
     if args.backbone is not None:
         overrides["backbone"] = args.backbone
     if args.epochs is not None:
