@@ -69,7 +69,7 @@ def bench_features(X, args) -> dict:
                            batch_size=args.batch_size, device="cpu").fit()
     backbone, n_features, spec = build_backbone(args.backbone)
     net = LesionNet(backbone, n_features, 1, spec.mean, spec.std).eval()
-    net.set_backbone_frozen(True)
+    net.requires_grad_(False)
     channels_last = next(emb.module_.parameters()).is_contiguous(
         memory_format=torch.channels_last) and next(emb.module_.parameters()).dim() == 4
     if channels_last:

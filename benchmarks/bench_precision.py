@@ -91,7 +91,10 @@ def bench_backbone(name: str, args, device) -> dict:
     for label, _, cl, until in settings(args):
         torch.manual_seed(0)
         nets[label] = build(name, 7, cl, device)
-        nets[label].freeze_until(until)
+        if until is not None:  # the leading layers keep their weights, as freeze_until does
+            fixed = set(nets[label].parameters_before(until))
+            for pname, p in nets[label].named_parameters():
+                p.requires_grad_(pname not in fixed)
         opts[label] = torch.optim.AdamW(
             [p for p in nets[label].parameters() if p.requires_grad], lr=1e-4)
         data[label] = batch(args, device, cl)
