@@ -11,11 +11,17 @@ losses.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["LOSSES", "CrossEntropy", "FocalLoss", "LogitAdjustedLoss"]
+
+
+def _real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 class _PerClassLoss(nn.Module):
@@ -37,12 +43,13 @@ class _PerClassLoss(nn.Module):
         if target.ndim == 1:
             loss = losses.gather(1, target[:, None]).squeeze(1)
             w = None if weight is None else weight[target]
-        else:
+            if w is not None:
+                loss = loss * w
+        else:  # each class's share of the target weighs its loss by its own weight
             target = target.to(losses.dtype)
-            loss = (target * losses).sum(1)
-            w = None if weight is None else target @ weight
-        if w is not None:
-            loss = loss * w
+            shares = target if weight is None else target * weight
+            loss = (shares * losses).sum(1)
+            w = None if weight is None else shares.sum(1)
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":
@@ -70,7 +77,7 @@ class CrossEntropy(_PerClassLoss):
 
     def __init__(self, label_smoothing: float = 0.0, weight: torch.Tensor | None = None,
                  reduction: str = "mean"):
-        if not 0.0 <= label_smoothing < 1.0:
+        if not (_real(label_smoothing) and 0.0 <= label_smoothing < 1.0):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         super().__init__(weight, reduction)
         self.label_smoothing = float(label_smoothing)
@@ -99,7 +106,7 @@ class FocalLoss(_PerClassLoss):
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
                  reduction: str = "mean"):
-        if not gamma >= 0:
+        if not (_real(gamma) and gamma >= 0):
             raise ValueError(f"focal loss gamma must be >= 0, got {gamma!r}")
         super().__init__(weight, reduction)
         self.gamma = float(gamma)
@@ -130,7 +137,7 @@ class LogitAdjustedLoss(_PerClassLoss):
 
     def __init__(self, prior: torch.Tensor, tau: float = 1.0,
                  weight: torch.Tensor | None = None, reduction: str = "mean"):
-        if not tau >= 0:
+        if not (_real(tau) and tau >= 0):
             raise ValueError(f"logit adjustment tau must be >= 0, got {tau!r}")
         prior = torch.as_tensor(prior, dtype=torch.float32)
         if prior.ndim != 1 or not bool((prior > 0).all()):

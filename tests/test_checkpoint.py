@@ -14,9 +14,12 @@ import pytest
 from skorch.callbacks import Callback
 
 from skderm import LesionClassifier
+from skderm.classifier.checkpoint import checkpoint_path
 from skderm.cli import main
 from skderm.exceptions import SkdermError
+from skderm.losses import CrossEntropy
 from skderm.persistence import load_model
+from skderm.transforms import Augmentation
 
 FAST = dict(backbone="tiny", weights=None, image_size=(32, 32), random_state=0, valid_size=0.3,
             lr=3e-3, lr_schedule="cosine", verbose=0)
@@ -27,11 +30,30 @@ class Crash(Exception):
 
 
 class CrashInEpoch(Callback):
-    """Raise after the first training batch of ``epoch`` while ``armed`` (a crash, a kill)."""
+    """Raise after the first training batch of ``epoch`` when ``armed`` (a crash, a kill);
+    count the epochs this fit trains.
 
-    def __init__(self, epoch=3, armed=False):
+    ``armed`` is an argument of ``__init__`` but not a parameter (``get_params``
+    omits it): a callback's parameters are part of the checkpoint's fingerprint,
+    and the crashed and the resumed run must be the same run.
+    """
+
+    def __init__(self, epoch=3):
         self.epoch = epoch
-        self.armed = armed
+        self.armed = False
+        self.epochs_trained = 0
+
+    @classmethod
+    def armed_(cls, epoch=3):
+        cb = cls(epoch)
+        cb.armed = True
+        return cb
+
+    def _get_param_names(self):
+        return ["epoch"]
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs_trained += 1
 
     def on_batch_end(self, net, training=False, **kwargs):
         if self.armed and training and len(net.history) == self.epoch:
@@ -48,19 +70,40 @@ def _same_history(a, b, keys=("train_loss", "valid_loss", "valid_bacc", "valid_m
         np.testing.assert_allclose(a.history_[:, key], b.history_[:, key], rtol=0, atol=1e-7)
 
 
-def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_path):
+# skorch's LRScheduler builds its scheduler in on_train_begin from len(net.history): it
+# comes after EpochCheckpoint, so a resumed cosine run anneals on from where it stopped.
+
+# the backbone unfreezes in the resumed part; the augmentation and mixing draws come
+# from the restored random state
+FREEZE_AUGMENT_MIX = {"freeze": 2, "augmentation": "default", "mixup_alpha": 0.4,
+                      "cutmix_alpha": 1.0, "class_weight": "balanced"}
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param({}, id="cosine"),
+    pytest.param(FREEZE_AUGMENT_MIX,
+                 id="cosine-freeze-augment-mix"),
+    pytest.param({"lr_schedule": "constant"}, id="constant"),
+    pytest.param({"lr_schedule": "constant", **FREEZE_AUGMENT_MIX},
+                 id="constant-freeze-augment-mix"),
+])
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_path, extra):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, max_epochs=5, patience=None)
+    kw = {**FAST, "max_epochs": 5, "patience": None, **extra}
     full = LesionClassifier(**kw, callbacks=[("crash", CrashInEpoch())]).fit(X, y)
 
     with pytest.raises(Crash):
         LesionClassifier(**kw, checkpoint_dir=tmp_path,
-                         callbacks=[("crash", CrashInEpoch(armed=True))]).fit(X, y)
+                         callbacks=[("crash", CrashInEpoch.armed_())]).fit(X, y)
     [name] = _ckpts(tmp_path)  # one file, no temporary left behind
     assert name.startswith("skderm-") and name.endswith(".ckpt")
 
+    counter = CrashInEpoch()
     resumed = LesionClassifier(**kw, checkpoint_dir=tmp_path, warm_start=True,
-                               callbacks=[("crash", CrashInEpoch())]).fit(X, y)
+                               callbacks=[("crash", counter)]).fit(X, y)
+    # it resumed that run (same file) and trained only the epochs the crash lost
+    assert _ckpts(tmp_path) == [name]
+    assert counter.epochs_trained == 3
     _same_history(full, resumed)
     np.testing.assert_array_equal(full.predict_proba(X), resumed.predict_proba(X))
 
@@ -72,6 +115,7 @@ def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
     assert len(full.history_) < 12, "the set-up needs a run that stops early"
     # resuming the finished run trains nothing more and restores the same best model
     again = LesionClassifier(**kw, warm_start=True).fit(X, y)
+    assert len(_ckpts(tmp_path)) == 1, "the second fit did not resume the first"
     _same_history(full, again)
     np.testing.assert_array_equal(full.predict_proba(X), again.predict_proba(X))
 
@@ -81,6 +125,7 @@ def test_raising_max_epochs_continues_a_finished_run(tiny_lesions, tmp_path):
     kw = dict(FAST, lr_schedule="constant", patience=None, checkpoint_dir=tmp_path)
     LesionClassifier(**kw, max_epochs=2).fit(X, y)
     longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
+    assert len(_ckpts(tmp_path)) == 1, "the longer fit did not resume the shorter one"
     straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
     assert len(longer.history_) == 4
     _same_history(straight, longer)
@@ -136,6 +181,73 @@ def test_grid_search_candidates_do_not_share_checkpoints(tiny_lesions, tmp_path)
                           {"lr": [1e-3, 3e-3]}, cv=GroupKFold(2), scoring="balanced_accuracy")
     search.fit(X, y, groups=tiny_lesions.groups)
     assert len(_ckpts(tmp_path)) == 2 * 2 + 1  # candidates x folds, and the refit
+
+
+# --------------------------------------------------------------------------
+# the fingerprint: which settings make another run
+# --------------------------------------------------------------------------
+
+
+class _FakeDataset:
+    images = [np.zeros((2, 2, 3), np.uint8)]
+    y, groups, metadata = np.array([0]), None, None
+
+    def __len__(self):
+        return 1
+
+
+def _name(tmp_path, dataset=None, **params) -> str:
+    clf = LesionClassifier(**{**FAST, "checkpoint_dir": tmp_path, **params})
+    return os.path.basename(checkpoint_path(clf, dataset or _FakeDataset()))
+
+
+@pytest.mark.parametrize("param, values", [
+    ("freeze_until", [None, "1", "2"]),
+    ("freeze", ["none", "backbone", 1, 2]),
+    ("criterion", [CrossEntropy, "focal", "logit_adjusted"]),
+    ("criterion__tau", [1.0, 0.5]),
+    ("criterion__label_smoothing", [0.0, 0.1]),
+    ("mixup_alpha", [0.0, 0.2, 0.4]),
+    ("cutmix_alpha", [0.0, 0.2, 1.0]),
+    ("colour_constancy", [None, "shades_of_gray", 1.0]),
+    ("optimizer__param_groups", [None, [("backbone.*", {"lr": 1e-4})]]),
+    ("augmentation", ["default", "none", Augmentation(rotation=45.0)]),
+    ("lr", [1e-3, 3e-3]),
+    ("random_state", [0, 1]),
+])  # fmt: skip
+def test_changing_a_training_setting_changes_the_fingerprint(tmp_path, param, values):
+    names = [_name(tmp_path, **({} if v is None else {param: v})) for v in values]
+    assert len(set(names)) == len(names), dict(zip(map(repr, values), names, strict=True))
+
+
+def test_changing_the_data_changes_the_fingerprint(tmp_path):
+    other = _FakeDataset()
+    other.y = np.array([1])
+    assert _name(tmp_path) != _name(tmp_path, other)
+
+
+def test_settings_that_change_no_epoch_keep_the_fingerprint(tmp_path):
+    constant = dict(lr_schedule="constant", max_epochs=3)
+    base = _name(tmp_path, **constant)
+    # a longer constant-rate run continues a shorter one (see above)
+    assert _name(tmp_path, **dict(constant, max_epochs=5)) == base
+    assert _name(tmp_path, **constant, verbose=1, warm_start=True, device="cpu") == base
+    assert _name(tmp_path / "elsewhere", **constant) == base
+    # under the cosine schedule every epoch's rate depends on max_epochs
+    assert (_name(tmp_path, max_epochs=3, lr_schedule="cosine")
+            != _name(tmp_path, max_epochs=5, lr_schedule="cosine"))
+
+
+def test_test_crop_is_fingerprinted_only_with_a_validation_split(tmp_path):
+    # a validation split scores epochs on the crop: another run
+    assert (_name(tmp_path, valid_size=0.2, test_crop="auto")
+            != _name(tmp_path, valid_size=0.2, test_crop=None))
+    assert (_name(tmp_path, valid_size=0.2, tta=True)
+            != _name(tmp_path, valid_size=0.2, tta=False))
+    # without one no epoch depends on it: a run resumes whatever its test_crop
+    assert (_name(tmp_path, valid_size=None, test_crop="auto")
+            == _name(tmp_path, valid_size=None, test_crop=None)
+            == _name(tmp_path, valid_size=None, test_crop=0.5, tta=True))
 
 
 # --------------------------------------------------------------------------

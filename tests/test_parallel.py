@@ -243,7 +243,8 @@ def test_accelerated_classifier_without_accelerate_says_what_to_install(tiny_les
 ])
 def test_accelerated_classifier_refuses_settings_processes_would_disagree_on(
         tiny_lesions, params, match):
-    two = types.SimpleNamespace(num_processes=2)  # read before anything is prepared
+    # read before anything is prepared (device_placement: by skorch's own check)
+    two = types.SimpleNamespace(num_processes=2, device_placement=True)
     clf = AcceleratedLesionClassifier(accelerator=two, **{**FAST, **params})
     with pytest.raises(ValueError, match=match):
         clf.fit(tiny_lesions.data, tiny_lesions.target)

@@ -72,6 +72,13 @@ def _with_device(method):
     return wrapper
 
 
+class _Range(Interval):
+    """sklearn's Interval, which would take a bool as the number 0 or 1: a bool is not one."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
 class LesionClassifier(NeuralNetClassifier):
     """Fine-tune an ImageNet-pretrained CNN on lesion images, the scikit-learn way.
 
@@ -170,26 +177,26 @@ class LesionClassifier(NeuralNetClassifier):
     _parameter_constraints = {
         "backbone": [str],
         "weights": [str, os.PathLike, None],
-        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "hidden_units": [Interval(Integral, 1, None, closed="left"), None],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "freeze": [StrOptions({"none", "backbone"}), Interval(Integral, 0, None, closed="left")],
+        "image_size": [_Range(Integral, 1, None, closed="left"), tuple, list, None],
+        "hidden_units": [_Range(Integral, 1, None, closed="left"), None],
+        "dropout": [_Range(Real, 0, 1, closed="left")],
+        "freeze": [StrOptions({"none", "backbone"}), _Range(Integral, 0, None, closed="left")],
         "freeze_until": [str, None],
         "augmentation": [StrOptions({"default", "none"}), Augmentation, None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
-        "mixup_alpha": [Interval(Real, 0, None, closed="left")],
-        "cutmix_alpha": [Interval(Real, 0, None, closed="left")],
-        "valid_size": [Interval(Real, 0, 1, closed="neither"), None],
+        "mixup_alpha": [_Range(Real, 0, None, closed="left")],
+        "cutmix_alpha": [_Range(Real, 0, None, closed="left")],
+        "valid_size": [_Range(Real, 0, 1, closed="neither"), None],
         "monitor": [StrOptions(set(MONITORS))],
-        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "patience": [_Range(Integral, 1, None, closed="left"), None],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "checkpoint_dir": [str, os.PathLike, None],
         "tta": ["boolean"],
-        "test_crop": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="right"), None],
+        "test_crop": [StrOptions({"auto"}), _Range(Real, 0, 1, closed="right"), None],
         "mixed_precision": [StrOptions({"auto"}), Options(bool, {True, False})],
         "channels_last": [StrOptions({"auto"}), Options(bool, {True, False})],
-        "random_state": [Interval(Integral, 0, None, closed="left"), None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [_Range(Integral, 0, None, closed="left"), None],
+        "max_epochs": [_Range(Integral, 1, None, closed="left")],
         "criterion": [StrOptions(set(LOSSES)), type, callable],
     }
 
@@ -242,6 +249,10 @@ class LesionClassifier(NeuralNetClassifier):
                   if k in self._parameter_constraints}
         validate_parameter_constraints(self._parameter_constraints, params,
                                        caller_name=type(self).__name__)
+        if getattr(self, "criterion_", None) is not None:
+            # skorch's check of unknown or misspelt arguments; it knows the criterion__ and
+            # optimizer__ prefixes only once they are built (initialize calls this again)
+            super()._validate_params()
         get_backbone(self.backbone)  # unknown names raise with the list of choices
         resolve_colour_constancy(self.colour_constancy, owner=type(self).__name__)
 
@@ -528,7 +539,8 @@ class LesionClassifier(NeuralNetClassifier):
 
     def predict(self, X):
         """Predicted labels (values of ``classes_``)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # raises NotFittedError first when unfitted
+        return self.classes_[proba.argmax(axis=1)]
 
     @_with_device
     def forward_iter(self, X, training=False, device="cpu"):

@@ -35,7 +35,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from skderm.classifier.checkpoint import EpochCheckpoint, ResumableEarlyStopping
 from skderm.exceptions import TrainingDivergedError
 
-__all__ = ["CleanTrainScore", "FiniteLoss", "default_callbacks", "print_plain_unless_terminal"]
+__all__ = ["CleanTrainScore", "EpochTable", "FiniteLoss", "default_callbacks",
+           "print_plain_unless_terminal"]
 
 MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
 
@@ -58,6 +59,14 @@ def print_plain_unless_terminal(text: str) -> None:
     """print, without skorch's colour codes when stdout is not a terminal (a log file)."""
     isatty = getattr(sys.stdout, "isatty", None)
     print(text if isatty is not None and isatty() else _ANSI.sub("", text))
+
+
+class EpochTable(PrintLog):
+    """skorch's epoch table, printed only with ``verbose``, without colour codes in a log."""
+
+    def _sink(self, text, verbose):
+        if verbose:
+            print_plain_unless_terminal(text)
 
 
 class FiniteLoss(Callback):
@@ -117,9 +126,9 @@ class FrozenNormsEval(Callback):
 
 
 def _freezing(freeze) -> list:
-    if freeze == "backbone":
+    if isinstance(freeze, str) and freeze == "backbone":
         return [("freeze_backbone", Freezer("backbone.*", at=_epoch_in))]
-    if isinstance(freeze, Integral) and freeze > 0:
+    if isinstance(freeze, Integral) and not isinstance(freeze, bool) and freeze > 0:
         return [("freeze_backbone", Freezer("backbone.*", at=functools.partial(
                     _epoch_in, last=int(freeze)))),
                 ("unfreeze_backbone", Unfreezer("backbone.*", at=functools.partial(
@@ -139,12 +148,9 @@ def default_callbacks(net) -> list:
     cbs.append(("finite_loss", FiniteLoss()))
     cbs += _freezing(net.freeze)
     cbs.append(("frozen_norms", FrozenNormsEval()))
-    if net.lr_schedule == "cosine":
-        cbs.append(("lr_scheduler", LRScheduler(
-            LambdaLR, lr_lambda=functools.partial(_cosine, epochs=net.max_epochs),
-            event_name="lr")))
     if net.valid_size is not None or net.train_split is not None:
-        key = MONITORS.get(net.monitor, "valid_bacc")  # a bad monitor is reported by fit
+        key = MONITORS.get(net.monitor, "valid_bacc") if isinstance(net.monitor, str) \
+            else "valid_bacc"  # a bad monitor is reported by fit
         cbs.append(("early_stopping", ResumableEarlyStopping(
             monitor=key, lower_is_better=(key == "valid_loss"),
             # absolute threshold: a relative one never "improves" on a negative MCC
@@ -153,7 +159,12 @@ def default_callbacks(net) -> list:
             load_best=True, sink=print)))
     if net.checkpoint_dir is not None:
         cbs.append(("checkpoint", EpochCheckpoint()))  # after early stopping
+    if isinstance(net.lr_schedule, str) and net.lr_schedule == "cosine":
+        # after the checkpoint: it builds its schedule from the restored history
+        cbs.append(("lr_scheduler", LRScheduler(
+            LambdaLR, lr_lambda=functools.partial(_cosine, epochs=net.max_epochs),
+            event_name="lr")))
     if net.progress_bar is True:
         cbs.append(("progress_bar", ProgressBar()))
-    cbs.append(("print_log", PrintLog(sink=print_plain_unless_terminal)))
+    cbs.append(("print_log", EpochTable()))
     return cbs
