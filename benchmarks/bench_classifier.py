@@ -76,9 +76,9 @@ from skorch.callbacks import Callback
 
 from skderm.backbones import build_backbone
 from skderm.classifier import LesionClassifier
+from skderm.classifier.network import LesionNet
 from skderm.datasets import load_ham10000, make_lesions
 from skderm.images import cache_info, clear_cache, load_images
-from skderm.classifier.network import LesionNet
 from skderm.transforms import Augmentation
 
 __all__ = ["main"]

@@ -34,9 +34,9 @@ from skorch.callbacks import Callback
 
 from skderm import BackboneFeatures, LesionClassifier, load_ham10000
 from skderm.backbones import build_backbone
+from skderm.classifier.network import LesionNet
 from skderm.features import clear_embedding_cache, embedding_cache_info
 from skderm.images import load_images
-from skderm.classifier.network import LesionNet
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

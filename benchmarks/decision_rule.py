@@ -33,8 +33,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 
 from skderm import load_ham10000
-from skderm.decision import shifted_argmax
-from skderm.decision import average_by_lesion
+from skderm.decision import average_by_lesion, shifted_argmax
 from skderm.metrics import bootstrap_report
 
 HERE = Path(__file__).resolve().parent

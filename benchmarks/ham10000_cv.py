@@ -80,9 +80,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skderm import BackboneFeatures, load_ham10000
+from skderm.classifier.network import resolve_device
 from skderm.decision import average_by_lesion
 from skderm.metrics import bootstrap_report
-from skderm.classifier.network import resolve_device
 from skderm.recipes import make_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -113,3 +113,29 @@ def test_serve_refuses_a_model_file_with_another_digest_before_listening(model, 
     wrong = "0" * 64
     assert main(["serve", "--model", str(model), "--port", "0", "--model-sha256", wrong]) == 1
     assert Path(model).name in capsys.readouterr().err
+
+
+def test_evaluate_writes_a_report_page_and_prints_the_per_class_table(model, tiny_lesions,
+                                                                       tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from html.parser import HTMLParser
+
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(model), "--data", tiny_lesions.directory,
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert all(dx in printed for dx in ("akiec", "mel", "nv"))  # the per-class table
+    page = (out / "report.html").read_text(encoding="utf-8")
+
+    class Images(HTMLParser):
+        sources: list = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.sources.append(dict(attrs).get("src", ""))
+
+    parser = Images()
+    parser.feed(page)
+    assert parser.sources and all(src.startswith("data:image/png;base64,")
+                                  for src in parser.sources)
+    assert "not a medical device" in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from skderm.cli.options import add_model_file_options
 from skderm.cli.outputs import check_outputs, image_folders
 
@@ -13,7 +15,10 @@ def add_parser(sub) -> None:
     add_model_file_options(p)
     p.add_argument("--data", metavar="DIR", required=True, help="a HAM10000 folder")
     p.add_argument("--out", metavar="REPORT_DIR", required=True,
-                   help="folder for metrics.json, report.csv and plots")
+                   help="folder for report.html (open it in a browser), metrics.json, "
+                        "report.csv and plots")
+    p.add_argument("--no-saliency", action="store_true",
+                   help="leave the Grad-CAM maps out of the report's gallery of top losses")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -38,5 +43,37 @@ def run(args, log) -> int:
     print(f"{len(y_true)} images: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
           f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}"
           + (f" ({how})" if how != "argmax" else ""))
+    written.append(_html_report(args, clf, data, proba, y_pred, how, log))
     log(f"wrote {', '.join(written)} to {args.out}")
     return 0
+
+
+def _html_report(args, clf, data, proba, y_pred, how, log) -> str:
+    """report.html, and the per-class table with its intervals on the terminal."""
+    import numpy as np
+
+    from skderm.cli.models import describe
+    from skderm.report import evaluate, format_summary, write_report
+
+    groups = data.groups.to_numpy()
+    decided = None if how == "argmax" else np.asarray(y_pred)
+    y_true = data.target.to_numpy()
+    ev = evaluate(y_true, proba, clf.classes_, groups=groups, decision_labels=decided)
+    print(format_summary(y_true, proba, clf.classes_, groups=groups, decision_labels=decided,
+                         evaluation=ev))
+    network = getattr(clf, "estimator_", clf)
+    saliency = None
+    if not args.no_saliency and hasattr(network, "module_"):
+        from skderm.explain import grad_cam
+
+        frame = data.data.set_index(network.path_column, drop=False)
+        saliency = lambda paths: grad_cam(network, frame.loc[list(paths)])  # noqa: E731
+    model_info = {"model file": args.model, "model": describe(clf), "decision": how}
+    summary = {"images": len(y_true), "lesions": int(data.groups.nunique()),
+               "folder": args.data,
+               "protocol": f"every image of {args.data}, scored image by image; the intervals "
+                           "resample whole lesions"}
+    path = write_report(args.out, y_true=y_true, proba=proba, classes=clf.classes_,
+                        groups=groups, images=list(data.data["path"]), model_info=model_info,
+                        data_summary=summary, saliency=saliency, decision_labels=decided)
+    return os.path.basename(path)
