@@ -173,6 +173,29 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix(tiny_lesions, tmp_path):
     assert path.stat().st_size > 200
 
 
+@pytest.mark.parametrize("damage", ["missing key", "wrong shape", "bad random state"])
+def test_a_checkpoint_that_does_not_fit_names_the_file_and_the_fix(tiny_lesions, tmp_path,
+                                                                    damage):
+    import torch
+
+    X, y = tiny_lesions.data, tiny_lesions.target
+    kw = dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)
+    LesionClassifier(**kw).fit(X, y)
+    [name] = _ckpts(tmp_path)
+    payload = torch.load(tmp_path / name, weights_only=True)
+    key = next(iter(payload["module"]))
+    if damage == "missing key":
+        del payload["module"][key]
+    elif damage == "wrong shape":
+        payload["module"][key] = torch.zeros(3, 1, 2)
+    else:
+        payload["torch_rng"] = torch.zeros(5, dtype=torch.uint8)
+    torch.save(payload, tmp_path / name)
+    with pytest.raises(SkdermError, match="does not fit this run.*delete it") as err:
+        LesionClassifier(**kw, warm_start=True).fit(X, y)
+    assert name in str(err.value) and "--resume" in str(err.value)
+
+
 def test_grid_search_candidates_do_not_share_checkpoints(tiny_lesions, tmp_path):
     from sklearn.model_selection import GridSearchCV, GroupKFold
 

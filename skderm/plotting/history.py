@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 __all__ = ["plot_learning_curves"]
 
 _LOSS_KEYS = {"train_loss": "train loss", "valid_loss": "valid loss"}
-_SCORE_KEYS = {"valid_bacc": "valid balanced accuracy", "valid_mcc": "valid MCC"}
+_SCORE_KEYS = {"valid_bacc": "valid balanced accuracy", "valid_mcc": "valid MCC",
+               "train_bacc": "balanced accuracy on clean training images"}
 
 
 def _history_rows(history: Any) -> list[dict]:
@@ -87,7 +88,7 @@ def plot_learning_curves(history: Any, *, ax: Sequence[Axes] | None = None) -> F
                                       (score_ax, _SCORE_KEYS, "score"))
               if _draw_curves(a, epochs, rows, keys, name)]
     loss_ax.set_title("Loss")
-    score_ax.set_title("Validation scores")
+    score_ax.set_title("Scores")
 
     bacc = _column(rows, "valid_bacc")
     if bacc is not None and not np.isnan(bacc).all():
