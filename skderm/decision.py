@@ -35,7 +35,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LesionLevelClassifier", "average_by_lesion", "shifted_argmax"]
+__all__ = [
+    "DelegatedInputMixin",
+    "LesionLevelClassifier",
+    "average_by_lesion",
+    "shifted_argmax",
+]
 
 _POOLINGS = ("mean", "geometric")
 
@@ -134,7 +139,38 @@ def shifted_argmax(proba, class_prior, prior_shift: float) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class DelegatedInputMixin:
+    """What a meta-estimator's fitted ``estimator_`` knows of its input, exposed on it.
+
+    ``n_features_in_`` and ``feature_names_in_`` read through to ``estimator_``
+    (as scikit-learn's meta-estimators do) and the input tags are those of
+    ``estimator``. List it before ``BaseEstimator`` in the bases.
+    """
+
+    @property
+    def n_features_in_(self):
+        return self._fitted_attribute("n_features_in_")
+
+    @property
+    def feature_names_in_(self):
+        return self._fitted_attribute("feature_names_in_")
+
+    def _fitted_attribute(self, name: str):
+        if "estimator_" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} is not fitted, so it has no {name}")
+        return getattr(self.estimator_, name)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        tags.input_tags = get_tags(self.estimator).input_tags
+        return tags
+
+
+class LesionLevelClassifier(
+    DelegatedInputMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Pool each lesion's images and shift the decision rule of a classifier.
 
     Parameters
@@ -277,25 +313,3 @@ class LesionLevelClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         self._validate_params()
         return self.classes_[shifted_argmax(proba, self.class_prior_, self.prior_shift)]
-
-    # what the fitted estimator knows of its input, as scikit-learn's meta-estimators expose it
-    @property
-    def n_features_in_(self):
-        return self._fitted_attribute("n_features_in_")
-
-    @property
-    def feature_names_in_(self):
-        return self._fitted_attribute("feature_names_in_")
-
-    def _fitted_attribute(self, name: str):
-        if "estimator_" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__} is not fitted, so it has no {name}")
-        return getattr(self.estimator_, name)
-
-    def __sklearn_tags__(self):
-        from sklearn.utils import get_tags
-
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.input_tags = inner.input_tags
-        return tags

@@ -10,14 +10,13 @@ what a clinic would see from the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from skderm.metrics.confusion import balanced_accuracy_from_confusion, confusion_from_codes
-from skderm.metrics.validation import check_scored, encode_labels
+from skderm.metrics.validation import check_scored, check_share, encode_labels
 
 __all__ = ["risk_coverage_curve", "referral_balanced_accuracy", "referral_mask"]
 
@@ -46,9 +45,8 @@ def referral_mask(y_proba: Any, *, refer: float = 0.1) -> np.ndarray:
     if proba.ndim != 2 or len(proba) == 0:
         raise ValueError(f"y_proba must be 2-D of shape (n_samples, n_classes) with at least "
                          f"one row, got shape {proba.shape}")
-    if isinstance(refer, bool) or not isinstance(refer, Real) or not 0 <= refer < 1:
-        raise ValueError(f"refer={refer!r} is not valid; use the share of images to refer, "
-                         "in [0, 1) (e.g. 0.1 refers the least confident 10%)")
+    refer = check_share(refer, "refer", "the share of images to refer, in [0, 1) (e.g. 0.1 "
+                        "refers the least confident 10%)", include_one=False)
     n_refer = int(round(refer * len(proba)))
     referred = np.zeros(len(proba), dtype=bool)
     if n_refer:

@@ -9,23 +9,16 @@ add nothing to the calibration error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from skderm.metrics.validation import check_scored
+from skderm.metrics.validation import check_integer, check_scored
 
 __all__ = ["reliability_curve", "expected_calibration_error", "brier_score"]
 
 RELIABILITY_COLUMNS = ("bin_low", "bin_high", "count", "confidence", "accuracy")
-
-
-def _check_n_bins(n_bins: Any) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
-        raise ValueError(f"n_bins={n_bins!r} is not valid; use an integer >= 1 (e.g. 15)")
-    return int(n_bins)
 
 
 def _confidence_and_outcome(y_true, proba, classes, label):
@@ -85,7 +78,7 @@ def reliability_curve(
         confidence in the bin) and ``accuracy`` (the share that came true);
         NaN in empty bins. A calibrated model has ``accuracy == confidence``.
     """
-    n_bins = _check_n_bins(n_bins)
+    n_bins = check_integer(n_bins, "n_bins", 1, example=15)
     y_true, proba, classes = check_scored(y_true, y_proba, classes)
     confidence, outcome = _confidence_and_outcome(y_true, proba, classes, label)
     return _bin_table(confidence, outcome, n_bins)
@@ -138,7 +131,7 @@ def expected_calibration_error(
     >>> expected_calibration_error(["a", "b"], [[0.9, 0.1], [0.9, 0.1]], n_bins=10)
     0.4
     """
-    n_bins = _check_n_bins(n_bins)
+    n_bins = check_integer(n_bins, "n_bins", 1, example=15)
     y_true, proba, classes = check_scored(y_true, y_proba, classes)
     if not per_class:
         return _ece(_bin_table(*_confidence_and_outcome(y_true, proba, classes, None), n_bins))

@@ -8,21 +8,14 @@ images (and their saliency maps) can be drawn for any model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from skderm.metrics.validation import check_pair, check_scored, encode_labels
+from skderm.metrics.validation import check_integer, check_pair, check_scored, encode_labels
 
 __all__ = ["top_losses", "most_confused"]
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid; use an integer >= {minimum}")
-    return int(value)
 
 
 def top_losses(
@@ -51,7 +44,7 @@ def top_losses(
         class), ``p_true`` (probability of the true class) and ``loss``
         (``-log p_true``, the cross-entropy).
     """
-    k = _check_count(k, "k", 1)
+    k = check_integer(k, "k", 1)
     y_true, proba, classes = check_scored(y_true, y_proba, classes)
     rows = np.arange(len(y_true))
     pred = proba.argmax(axis=1)
@@ -86,7 +79,7 @@ def most_confused(y_true: Any, y_pred: Any, *, min_count: int = 1) -> pd.DataFra
         confusion matrix) and ``share`` (``count`` over the true class's
         support); ties in ``count`` in label order.
     """
-    min_count = _check_count(min_count, "min_count", 1)
+    min_count = check_integer(min_count, "min_count", 1)
     y_true, y_pred = check_pair(y_true, y_pred)
     frame = pd.DataFrame({"true": y_true, "pred": y_pred})
     support = frame["true"].value_counts()

@@ -11,7 +11,6 @@ target, so a reported point is one the model can actually be run at.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from skderm.metrics.bootstrap import (
     resample_groups,
     summarise_bootstrap,
 )
-from skderm.metrics.validation import check_scored, group_codes
+from skderm.metrics.validation import check_scored, check_share, group_codes
 
 __all__ = [
     "MALIGNANT",
@@ -100,9 +99,7 @@ def _point(roc, kind: str, target: float) -> tuple[float, float]:
 
 
 def _check_target(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
-        raise ValueError(f"{name}={value!r} is not valid; use a rate in [0, 1] (e.g. 0.9)")
-    return float(value)
+    return check_share(value, name, "a rate in [0, 1] (e.g. 0.9)")
 
 
 def _single(y_true, y_proba, positive, classes, kind, target) -> float:

@@ -23,6 +23,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from skderm.decision import DelegatedInputMixin
+
 __all__ = ["TemperatureScaledClassifier", "fit_temperature", "apply_temperature"]
 
 _LOG_T_BOUNDS = (math.log(1e-2), math.log(1e2))
@@ -79,7 +81,9 @@ def _per_sample(value, n: int) -> bool:
     return isinstance(value, list | tuple) and len(value) == n
 
 
-class TemperatureScaledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class TemperatureScaledClassifier(
+    DelegatedInputMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Fit a classifier on most lesions and learn its temperature on the others.
 
     ``fit`` splits the training data by lesion (so no lesion is on both sides:
@@ -235,24 +239,3 @@ class TemperatureScaledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         """The class of largest probability: the estimator's own argmax."""
         proba = self.predict_proba(X)  # checks fitted before classes_ is read
         return self.classes_[proba.argmax(axis=1)]
-
-    # what the fitted estimator knows of its input, as scikit-learn's meta-estimators expose it
-    @property
-    def n_features_in_(self):
-        return self._fitted_attribute("n_features_in_")
-
-    @property
-    def feature_names_in_(self):
-        return self._fitted_attribute("feature_names_in_")
-
-    def _fitted_attribute(self, name: str):
-        if "estimator_" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__} is not fitted, so it has no {name}")
-        return getattr(self.estimator_, name)
-
-    def __sklearn_tags__(self):
-        from sklearn.utils import get_tags
-
-        tags = super().__sklearn_tags__()
-        tags.input_tags = get_tags(self.estimator).input_tags
-        return tags

@@ -7,6 +7,7 @@ probabilities and lesion ids the same way, with the same error messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ __all__ = [
     "check_proba",
     "check_scored",
     "group_codes",
+    "check_integer",
+    "check_share",
 ]
 
 
@@ -122,3 +125,21 @@ def group_codes(groups: Any | None, n: int) -> np.ndarray:
             f"groups has length {len(groups)} but y_true has {n}: one lesion id per sample"
         )
     return np.unique(groups, return_inverse=True)[1].ravel()
+
+
+def check_integer(value: Any, name: str, minimum: int, example: int | None = None) -> int:
+    """``value`` as an int of at least ``minimum`` (a bool is no count); the error names
+    ``name`` and, when given, an ``example`` value."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        hint = f" (e.g. {example})" if example is not None else ""
+        raise ValueError(f"{name}={value!r} is not valid; use an integer >= {minimum}{hint}")
+    return int(value)
+
+
+def check_share(value: Any, name: str, use: str, *, include_one: bool = True) -> float:
+    """``value`` as a float in [0, 1] (in [0, 1) with ``include_one=False``); the error
+    names ``name`` and says what to ``use``."""
+    in_range = isinstance(value, Real) and (0 <= value <= 1 if include_one else 0 <= value < 1)
+    if isinstance(value, bool) or not in_range:
+        raise ValueError(f"{name}={value!r} is not valid; use {use}")
+    return float(value)
