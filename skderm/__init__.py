@@ -5,7 +5,7 @@ only when a name that needs them is first used, and no weights are ever loaded
 at import time. It does one thing to the process: where glibc is the C
 library, it raises malloc's mmap and trim thresholds so that a network's
 per-batch buffers are reused instead of page-faulted in again every batch
-(:mod:`skderm._utils.malloc`; ``SKDERM_MALLOC_TUNING=0`` turns it off).
+(``skderm._utils.malloc``; ``SKDERM_MALLOC_TUNING=0`` turns it off).
 """
 
 from __future__ import annotations
