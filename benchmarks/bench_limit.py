@@ -332,6 +332,9 @@ def summarise(runs: list[dict]) -> dict:
                 "passes_per_s": statistics.median(rate(r, "passes") for r in rows)
                 if "passes" in rows[0] else None,
                 "sys_share": statistics.median(r["sys"] / r["wall"] for r in rows),
+                # CPU seconds per image: less swayed by other processes than wall time
+                "cpu_ms_per_image": statistics.median(1e3 * (r["user"] + r["sys"]) / r["images"]
+                                                      for r in rows),
                 "minflt_per_image": statistics.median(r["minflt"] / r["images"] for r in rows),
                 "hwm_mb": max(r["hwm_mb"] for r in rows),
                 "rss_growth_mb": max(r["rss_trace"][-1] - r["rss_trace"][len(r["rss_trace"]) // 2]
@@ -372,9 +375,9 @@ def markdown(report: dict) -> str:
              "rates are low and noisy; read the ratios.", "",
              "`tuned`: skderm's default (`mallopt` at import); `default`: "
              "`SKDERM_MALLOC_TUNING=0`. Network passes count TTA's four flips as four.", "",
-             "| item | setting | images/s | passes/s | vs bare | sys share | "
+             "| item | setting | images/s | passes/s | vs bare | CPU ms/image | sys share | "
              "minor faults/image | peak RSS MB | RSS growth 2nd half MB | tuned/default |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     def num(value, fmt):
         return "" if value is None else format(value, fmt)
 
@@ -387,7 +390,8 @@ def markdown(report: dict) -> str:
             images = r["last_epoch_images_per_s"] if item == "fit" else r["images_per_s"]
             label = f"{item} (last epoch)" if item == "fit" else item
             cells = [label, setting, num(images, ".1f"), num(r["passes_per_s"], ".1f"),
-                     num(vs, ".2f"), num(r["sys_share"], ".2f"),
+                     num(vs, ".2f"), num(r["cpu_ms_per_image"], ".0f"),
+                     num(r["sys_share"], ".2f"),
                      num(r["minflt_per_image"], ".0f"), num(r["hwm_mb"], ".0f"),
                      num(r["rss_growth_mb"], "+.0f"),
                      num(rows["speedup"], ".2f") if setting == "tuned" else ""]
@@ -415,6 +419,7 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-root", default=DEFAULT_DATA)
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--render", metavar="JSON", help="re-tabulate a results file, run nothing")
     p.add_argument("--worker", choices=ITEMS, help=argparse.SUPPRESS)
     cfg = p.parse_args(argv)
     quick = {"repeats": 1, "batches": 3, "calls": 1, "n_predict": 64, "n_fit": 96}
@@ -425,8 +430,20 @@ def parse(argv):
     return cfg
 
 
+def render(path: str) -> str:
+    """Summarise and tabulate the runs of a results JSON again (after a change of table)."""
+    report = json.loads(Path(path).read_text())
+    report["summary"] = summarise(report["runs"])
+    Path(path).write_text(json.dumps(report, indent=1))
+    Path(path).with_suffix(".md").write_text(markdown(report))
+    return markdown(report)
+
+
 def main(argv=None) -> dict | None:
     cfg = parse(argv)
+    if cfg.render:
+        print(render(cfg.render))
+        return None
     if cfg.worker:
         print(json.dumps(run_worker(cfg)))
         return None
@@ -458,9 +475,8 @@ def main(argv=None) -> dict | None:
     }
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "limit_quick" if cfg.quick else "limit"
-    (out / f"{name}.json").write_text(json.dumps(report, indent=1))
-    (out / f"{name}.md").write_text(markdown(report))
+    (out / "limit.json").write_text(json.dumps(report, indent=1))
+    (out / "limit.md").write_text(markdown(report))
     print(markdown(report))
     return report
 
