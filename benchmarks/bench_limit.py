@@ -403,6 +403,12 @@ def markdown(report: dict) -> str:
         for name, p in parts.items():
             lines.append(f"| {name} | {1e3 * p['wall']:.0f} | {1e3 * p['user']:.0f} | "
                          f"{1e3 * p['sys']:.0f} | {p['minflt']:.0f} |")
+    for run in report.get("long_runs", []):
+        lines += ["", f"## RSS after each batch, {run['item']} ({run['setting']}; "
+                  f"{run['command']})", "",
+                  f"{', '.join(f'{v:.0f}' for v in run['rss_trace'])} MB; peak "
+                  f"{run['hwm_mb']:.0f} MB, kernel time {run['sys']:.2f} s, "
+                  f"{run['minflt']} minor faults"]
     return "\n".join(lines) + "\n"
 
 
