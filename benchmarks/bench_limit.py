@@ -374,7 +374,10 @@ def markdown(report: dict) -> str:
              f"{meta['load'][1]:.1f} during the run on {meta['cpus']} CPUs, so absolute "
              "rates are low and noisy; read the ratios.", "",
              "`tuned`: skderm's default (`mallopt` at import); `default`: "
-             "`SKDERM_MALLOC_TUNING=0`. Network passes count TTA's four flips as four.", "",
+             "`SKDERM_MALLOC_TUNING=0`. Network passes count TTA's four flips as four. "
+             "`tuned/default` is the median ratio of pairs run back to back; `vs bare` "
+             "divides medians of processes run minutes apart, so on shared cores it is "
+             "only as good as the load was steady.", "",
              "| item | setting | images/s | passes/s | vs bare | CPU ms/image | sys share | "
              "minor faults/image | peak RSS MB | RSS growth 2nd half MB | tuned/default |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
