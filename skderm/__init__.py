@@ -2,7 +2,10 @@
 
 Importing :mod:`skderm` is cheap: torch, skorch and torchvision are imported
 only when a name that needs them is first used, and no weights are ever loaded
-at import time.
+at import time. It does one thing to the process: where glibc is the C
+library, it raises malloc's mmap and trim thresholds so that a network's
+per-batch buffers are reused instead of page-faulted in again every batch
+(``skderm._utils.malloc``; ``SKDERM_MALLOC_TUNING=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -10,7 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from skderm._utils.malloc import tune_malloc as _tune_malloc
+
 __version__ = "0.1.0"
+
+# before torch allocates its first batch: mallopt changes how later frees behave
+_tune_malloc()
 
 # public name -> module that defines it
 _LAZY = {
