@@ -13,7 +13,7 @@ Throughput (default mode)
     (so both read a warm :mod:`skderm.images` cache), the same network (a
     :class:`skderm.classifier.network.LesionNet` around
     :func:`skderm.backbones.build_backbone`), batch size, AdamW, learning
-    rate, epochs and augmentation (``Augmentation().build(size)``, which
+    rate, epochs and augmentation (``Augmentation().build()``, which
     augments whole batches, or none). The hand-written side is a
     ``torch.utils.data.DataLoader`` and a plain forward / CrossEntropyLoss /
     backward / step loop; its inference is a ``torch.inference_mode`` loop
@@ -306,7 +306,10 @@ def make_classifier(cfg, augment: bool, **overrides) -> LesionClassifier:
                   batch_size=cfg.batch_size, max_epochs=cfg.epochs, lr=cfg.lr,
                   augmentation="default" if augment else "none", valid_size=None,
                   verbose=0, random_state=cfg.seed, device="cpu",
-                  channels_last=cfg.channels_last)
+                  channels_last=cfg.channels_last,
+                  # the same work as the hand-written loop: whole images, no TTA, and
+                  # no clean-training-image score after each epoch
+                  test_crop=None, tta=False, callbacks__train_bacc=None)
     params.update(overrides)
     return LesionClassifier(**params)
 
@@ -330,7 +333,7 @@ def fit_handwritten(cfg, X, y, augment: bool):
     model = build_net(cfg, len(classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     criterion = nn.CrossEntropyLoss()
-    augment_batch = Augmentation().build(cfg.size) if augment else None
+    augment_batch = Augmentation().build() if augment else None
     loader = hand_loader(cfg, images, codes, shuffle=True)
     model.train()
     for _ in range(cfg.epochs):
@@ -602,7 +605,7 @@ def warm_torch(cfg) -> None:
     model = build_net(cfg, 2)
     xb = torch.randint(0, 256, (cfg.batch_size, 3, *cfg.size), dtype=torch.uint8)
     if cfg.memory_augment:
-        xb = Augmentation().build(cfg.size)(xb)
+        xb = Augmentation().build()(xb)
     nn.functional.cross_entropy(model(xb), torch.zeros(len(xb), dtype=torch.long)).backward()
     torch.optim.AdamW(model.parameters()).step()
     with torch.inference_mode():

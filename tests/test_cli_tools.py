@@ -139,3 +139,24 @@ def test_evaluate_writes_a_report_page_and_prints_the_per_class_table(model, tin
     assert parser.sources and all(src.startswith("data:image/png;base64,")
                                   for src in parser.sources)
     assert "not a medical device" in page
+
+
+def test_warnings_come_once_and_quiet_silences_them(monkeypatch, recwarn):
+    import warnings
+
+    import skderm.cli.backbones as command
+
+    def noisy(args, log):
+        for _ in range(5):
+            warnings.warn("y_pred contains classes not in y_true", UserWarning)
+        return 0
+
+    monkeypatch.setattr(command, "run", noisy)
+    def shown():
+        return sum("y_pred contains classes" in str(w.message) for w in recwarn.list)
+
+    assert main(["backbones"]) == 0
+    assert shown() == 1
+    recwarn.clear()
+    assert main(["backbones", "--quiet"]) == 0
+    assert shown() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from skderm.cli import (
     backbones,
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             print(*msg, flush=True)
 
     try:
-        return args.func(args, log)
+        with warnings.catch_warnings():
+            # each warning once per message (a grid search repeats them per fit); none with
+            # --quiet
+            warnings.simplefilter("ignore" if getattr(args, "quiet", False) else "once")
+            return args.func(args, log)
     except KeyboardInterrupt:
         print("skderm: interrupted", file=sys.stderr)
         return 130
