@@ -79,9 +79,9 @@ class Meter:
 
 def _net(train: bool):
     import torch
+    from skderm.network import LesionNet
 
     from skderm.backbones import build_backbone
-    from skderm.network import LesionNet
 
     backbone, n_features, spec = build_backbone("tf_efficientnet_lite0", "imagenet")
     net = LesionNet(backbone, n_features, 7, spec.mean, spec.std)

@@ -148,7 +148,7 @@ def test_warnings_come_once_and_quiet_silences_them(monkeypatch, recwarn):
 
     def noisy(args, log):
         for _ in range(5):
-            warnings.warn("y_pred contains classes not in y_true", UserWarning)
+            warnings.warn("y_pred contains classes not in y_true", UserWarning, stacklevel=1)
         return 0
 
     monkeypatch.setattr(command, "run", noisy)
