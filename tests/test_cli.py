@@ -431,7 +431,8 @@ def test_evaluate_without_plotting_skips_pngs_with_a_notice(trained, tmp_path, m
     assert main(["evaluate", "--model", str(model), "--data", data.directory,
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "note: no plots" in printed and len(printed.splitlines()) == 3
+    assert printed.count("note: no plots") == 1
+    assert "akiec" in printed  # the per-class table needs no plots
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.csv"]
 
 

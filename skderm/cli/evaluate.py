@@ -43,17 +43,21 @@ def run(args, log) -> int:
     print(f"{len(y_true)} images: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
           f"MCC {metrics['mcc']:.3f}, accuracy {metrics['accuracy']:.3f}"
           + (f" ({how})" if how != "argmax" else ""))
-    written.append(_html_report(args, clf, data, proba, y_pred, how, log))
+    page = _html_report(args, clf, data, proba, y_pred, how, log)
+    if page:
+        written.append(page)
     log(f"wrote {', '.join(written)} to {args.out}")
     return 0
 
 
-def _html_report(args, clf, data, proba, y_pred, how, log) -> str:
-    """report.html, and the per-class table with its intervals on the terminal."""
+def _html_report(args, clf, data, proba, y_pred, how, log) -> str | None:
+    """The per-class table with its intervals on the terminal, and report.html where
+    matplotlib draws its figures; returns the page's name, or None."""
     import numpy as np
 
     from skderm.cli.models import describe
-    from skderm.report import evaluate, format_summary, write_report
+    from skderm.cli.report import plotting_or_none
+    from skderm.report import evaluate, format_summary
 
     groups = data.groups.to_numpy()
     decided = None if how == "argmax" else np.asarray(y_pred)
@@ -61,6 +65,9 @@ def _html_report(args, clf, data, proba, y_pred, how, log) -> str:
     ev = evaluate(y_true, proba, clf.classes_, groups=groups, decision_labels=decided)
     print(format_summary(y_true, proba, clf.classes_, groups=groups, decision_labels=decided,
                          evaluation=ev))
+    if plotting_or_none(lambda *msg: None) is None:
+        return None  # the notice about plots has been given
+    from skderm.report import write_report
     network = getattr(clf, "estimator_", clf)
     saliency = None
     if not args.no_saliency and hasattr(network, "module_"):
