@@ -16,7 +16,8 @@ clf = LesionClassifier(
     image_size=(48, 64) if args.quick else (112, 150),
     class_weight="balanced", freeze=1, max_epochs=3 if args.quick else 6,
     random_state=0, verbose=0)
-scores = cross_val_score(clf, X, y, groups=groups, scoring="balanced_accuracy",
+# verbose=2: a line per fold as it ends, with its score and time
+scores = cross_val_score(clf, X, y, groups=groups, scoring="balanced_accuracy", verbose=2,
                          cv=StratifiedGroupKFold(3, shuffle=True, random_state=0))
 print("balanced accuracy per fold:", scores.round(3).tolist())
 print(f"mean {scores.mean():.3f} +/- {scores.std(ddof=1):.3f}")

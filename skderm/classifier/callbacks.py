@@ -13,6 +13,7 @@ import functools
 import math
 import re
 import sys
+import time
 import warnings
 from numbers import Integral
 
@@ -35,7 +36,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from skderm.classifier.checkpoint import EpochCheckpoint, ResumableEarlyStopping
 from skderm.exceptions import TrainingDivergedError
 
-__all__ = ["CleanTrainScore", "EpochTable", "FiniteLoss", "default_callbacks",
+__all__ = ["CleanTrainScore", "EpochTable", "FiniteLoss", "FitProgress", "default_callbacks",
            "print_plain_unless_terminal"]
 
 MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
@@ -106,6 +107,31 @@ class CleanTrainScore(Callback):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
             net.history.record("train_bacc", balanced_accuracy_score(subset.y, proba.argmax(1)))
+
+
+class FitProgress(Callback):
+    """Say "fit k of n" and the time left when each fit of a search begins.
+
+    ``LesionClassifier(callbacks=[("fit_progress", FitProgress(n, "my-search"))])``
+    inside a GridSearchCV of ``n`` fits. A search clones its estimator (and this
+    callback) for every fit, so the count lives in a table the clones share,
+    under the search's ``token``.
+    """
+
+    _runs: dict = {}
+
+    def __init__(self, total: int, token: str, sink=print):
+        self.total = total
+        self.token = token
+        self.sink = sink
+
+    def on_train_begin(self, net, **kwargs):
+        run = self._runs.setdefault(self.token, {"done": 0, "start": time.perf_counter()})
+        run["done"] += 1
+        done, elapsed = run["done"], time.perf_counter() - run["start"]
+        left = ("" if done == 1 else
+                f", about {elapsed / (done - 1) * (self.total - done + 1):.0f} s left")
+        self.sink(f"fit {done} of {self.total}{left}")
 
 
 def _epoch_in(net, first: int = 1, last: float = math.inf) -> bool:

@@ -11,35 +11,10 @@ from __future__ import annotations
 import tempfile
 import time
 
-from skorch.callbacks import Callback
-
 from skderm.cli.options import at_least, freeze_value
 from skderm.cli.outputs import check_outputs
 
-__all__ = ["FitProgress", "add_parser", "make_grid_search", "run"]
-
-
-class FitProgress(Callback):
-    """Say "fit k of n" and the time left when each fit of a search begins.
-
-    A search clones its estimator (and this callback) for every fit, so the
-    count lives in a table shared by the clones, under the search's ``token``.
-    """
-
-    _runs: dict = {}
-
-    def __init__(self, total: int, token: str, sink=print):
-        self.total = total
-        self.token = token
-        self.sink = sink
-
-    def on_train_begin(self, net, **kwargs):
-        run = self._runs.setdefault(self.token, {"done": 0, "start": time.perf_counter()})
-        run["done"] += 1
-        done, elapsed = run["done"], time.perf_counter() - run["start"]
-        left = ("" if done == 1 else
-                f", about {elapsed / (done - 1) * (self.total - done + 1):.0f} s left")
-        self.sink(f"fit {done} of {self.total}{left}")
+__all__ = ["add_parser", "make_grid_search", "run"]
 
 
 def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
@@ -58,6 +33,7 @@ def make_grid_search(*, backbone: str = "tf_efficientnet_lite0",
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
     from skderm import LesionClassifier
+    from skderm.classifier.callbacks import FitProgress
     from skderm.metrics import get_scorers
 
     total = 2 * folds + 1  # two candidates on every fold, then the refit
