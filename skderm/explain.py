@@ -51,7 +51,8 @@ def target_layer(backbone: torch.nn.Module) -> str:
     was_training = backbone.training
     try:
         with torch.no_grad():
-            backbone.eval()(torch.zeros(1, 3, 64, 64))
+            device = next(backbone.parameters()).device
+            backbone.eval()(torch.zeros(1, 3, 64, 64, device=device))
     finally:
         backbone.train(was_training)
         for h in hooks:
@@ -76,6 +77,7 @@ def _batches(clf, X):
 
 def _into_frame(maps: torch.Tensor, area: float | None) -> np.ndarray:
     """Maps of the cropped view placed at the centre of the full frame."""
+    maps = maps.detach().cpu()
     if area is None:
         return maps.numpy()
     n, h, w = maps.shape
@@ -164,8 +166,8 @@ def occlusion(estimator, X, *, target=None, patch: int | None = None,
             probs = torch.softmax(net(images, metadata), 1)
             picked = _targets(torch.log(probs), clf.classes_, target)
             base = probs.gather(1, picked[:, None])[:, 0]
-            drop = torch.zeros(n, h, w)
-            count = torch.zeros(1, h, w)
+            drop = torch.zeros(n, h, w, device=images.device)
+            count = torch.zeros(1, h, w, device=images.device)
             for top in range(0, max(h - p, 0) + 1, st):
                 for left in range(0, max(w - p, 0) + 1, st):
                     hidden = images.clone()

@@ -1074,3 +1074,37 @@ def test_cutmix_and_mixup_still_learn_well_above_chance(learnable):
     bacc = balanced_accuracy_score(y_test, clf.fit(X_train, y_train).predict(X_test))
     # chance is 1/7; over seeds 0-3 this scored 0.55-0.63 (without mixing 0.50-0.67)
     assert bacc > 0.35, bacc
+
+
+# ---------------------------------------------------------------------------
+# found in review
+# ---------------------------------------------------------------------------
+
+def test_device_auto_works_for_skorch_calls_beyond_predict(fitted, data):
+    import pickle
+
+    X, _ = data
+    assert fitted.device == "auto"
+    out = fitted.forward(X[:4])  # a generator inside skorch: the device resolved per batch
+    assert out.shape == (4, len(fitted.classes_))
+    again = pickle.loads(pickle.dumps(fitted))
+    assert again.device == "auto"
+    np.testing.assert_allclose(again.predict_proba(X[:4]), fitted.predict_proba(X[:4]))
+
+
+def test_a_refit_without_metadata_forgets_the_earlier_metadata(data):
+    X, y = data
+    clf = make_clf(metadata_columns=["age"]).fit(X, y)
+    clf.set_params(metadata_columns=None).fit(X, y)
+    assert clf.n_metadata_ == 0 and clf.metadata_encoder_ is None
+    assert clf.predict(X[["path"]]).shape == (len(X),)
+
+
+def test_progress_bars_do_not_change_the_checkpoint_file(tmp_path):
+    from skderm.classifier.checkpoint import checkpoint_path
+    from skderm.inputs import LesionDataset
+
+    dataset = LesionDataset([np.zeros((8, 8, 3), np.uint8)], np.array([0]))
+    paths = {checkpoint_path(make_clf(checkpoint_dir=tmp_path, progress_bar=flag), dataset)
+             for flag in (False, True)}
+    assert len(paths) == 1

@@ -160,3 +160,17 @@ def test_warnings_come_once_and_quiet_silences_them(monkeypatch, recwarn):
     recwarn.clear()
     assert main(["backbones", "--quiet"]) == 0
     assert shown() == 0
+
+
+def test_explain_refuses_two_images_of_one_name_before_any_work(model, tiny_lesions, tmp_path,
+                                                               capsys):
+    import shutil
+
+    first = tiny_lesions.data["path"][0]
+    other = tmp_path / "copy"
+    other.mkdir()
+    shutil.copy(first, other / os.path.basename(first))
+    assert main(["explain", "--model", str(model), first, str(other / os.path.basename(first)),
+                 "--out", str(tmp_path / "maps")]) == 1
+    assert "share a file name" in capsys.readouterr().err
+    assert not (tmp_path / "maps").exists()

@@ -379,7 +379,7 @@ class LesionClassifier(NeuralNetClassifier):
                        if self.mixup_alpha or self.cutmix_alpha else None)
 
     def _to_device(self, x) -> dict:
-        x = to_tensor(x, device=self.device)
+        x = to_tensor(x, device=resolve_device(self.device))
         return dict(x) if isinstance(x, dict) else {"images": x}
 
     def train_step(self, batch, **fit_params):
@@ -393,7 +393,8 @@ class LesionClassifier(NeuralNetClassifier):
         if self.augment_ is not None:
             images = self.augment_(images)
         if self.mixup_ is not None:
-            images, metadata, y = self.mixup_(images, metadata, to_tensor(y, self.device))
+            images, metadata, y = self.mixup_(images, metadata,
+                                              to_tensor(y, resolve_device(self.device)))
         x["images"] = images
         if metadata is not None:
             x["metadata"] = metadata
@@ -423,7 +424,7 @@ class LesionClassifier(NeuralNetClassifier):
         x = self._to_device(x)
         if self._use_channels_last():
             x["images"] = x["images"].contiguous(memory_format=torch.channels_last)
-        amp = (torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
+        amp = (torch.autocast(self._device_type(), dtype=torch.bfloat16)
                if self._use_amp() else contextlib.nullcontext())
         with amp:
             return self.module_(**x, **fit_params).float()
@@ -434,7 +435,7 @@ class LesionClassifier(NeuralNetClassifier):
         return super()._get_predict_nonlinearity()
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        if epochs is None and self.checkpoint_dir is not None:
+        if epochs is None and self.checkpoint_dir is not None and self.warm_start:
             epochs = max(0, self.max_epochs - len(self.history))  # a resumed run: the rest
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
@@ -496,6 +497,7 @@ class LesionClassifier(NeuralNetClassifier):
             np.random.seed(int(self.random_state) % 2**32)
         continuing = self.warm_start and self.initialized_
         if not continuing:
+            self.n_metadata_, self.metadata_encoder_ = 0, None  # nothing from an earlier fit
             self.classes_inferred_ = np.unique(y)
             self.image_size_ = self._image_size()
             self.class_weight_ = class_weights(self.class_weight, y, self.classes_inferred_)
@@ -543,8 +545,12 @@ class LesionClassifier(NeuralNetClassifier):
         return self.classes_[proba.argmax(axis=1)]
 
     @_with_device
-    def forward_iter(self, X, training=False, device="cpu"):
-        yield from super().forward_iter(X, training=training, device=device)
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    @_with_device
+    def load_params(self, *args, **kwargs):
+        return super().load_params(*args, **kwargs)
 
     def set_params(self, **params):
         """Set parameters, including nested ``augmentation__<name>`` ones."""
@@ -582,7 +588,8 @@ class LesionClassifier(NeuralNetClassifier):
         if requested == "auto":
             state["device"] = resolve_device("auto")
         super().__setstate__(state)
-        self.__dict__["device"] = requested
+        if requested == "auto":  # skorch may have fallen back from a missing CUDA: keep that
+            self.__dict__["device"] = "auto"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -115,7 +115,8 @@ class FitProgress(Callback):
     ``LesionClassifier(callbacks=[("fit_progress", FitProgress(n, "my-search"))])``
     inside a GridSearchCV of ``n`` fits. A search clones its estimator (and this
     callback) for every fit, so the count lives in a table the clones share,
-    under the search's ``token``.
+    under the search's ``token``; it counts the fits of this process (with
+    ``n_jobs > 1`` each worker counts its own).
     """
 
     _runs: dict = {}
@@ -130,8 +131,10 @@ class FitProgress(Callback):
         run["done"] += 1
         done, elapsed = run["done"], time.perf_counter() - run["start"]
         left = ("" if done == 1 else
-                f", about {elapsed / (done - 1) * (self.total - done + 1):.0f} s left")
+                f", about {elapsed / (done - 1) * max(self.total - done + 1, 0):.0f} s left")
         self.sink(f"fit {done} of {self.total}{left}")
+        if done >= self.total:  # the search is over: a rerun with this token counts afresh
+            del self._runs[self.token]
 
 
 def _epoch_in(net, first: int = 1, last: float = math.inf) -> bool:

@@ -12,7 +12,7 @@ set, ``max_epochs`` counts the run's epochs, so a resumed fit trains the rest.
 
 The fingerprint hashes the estimator's parameters (not those that change no
 epoch: ``max_epochs`` except under the cosine schedule, ``warm_start``,
-``verbose``, ``checkpoint_dir``, ``device``; the prediction-time view only
+``verbose``, ``progress_bar``, ``checkpoint_dir``, ``device``; the prediction-time view only
 with a validation split) and the training data, so a grid search can share one
 folder and a checkpoint is never resumed against other data or settings.
 
@@ -45,8 +45,8 @@ FORMAT = "skderm-checkpoint"
 FORMAT_VERSION = 2
 
 # parameters that do not change what an epoch computes
-_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "checkpoint_dir",
-                                "device"})
+_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress_bar",
+                                "checkpoint_dir", "device"})
 # parameters that change only validation scores and predictions: hashed only
 # with a validation split (then early stopping depends on them)
 _PREDICTION_ONLY = frozenset({"test_crop", "tta"})

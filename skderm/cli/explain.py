@@ -32,11 +32,20 @@ def run(args, log) -> int:
     from skderm.images import read_image
 
     files = image_files(args.images)
+    stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise ValueError(f"images {twice[:3]} share a file name in different folders or "
+                         "formats, so their overlays would overwrite each other; explain "
+                         "them in separate runs with different --out folders")
     inputs = [args.model, *files] + ([args.metadata] if args.metadata else [])
     folders = sorted({os.path.dirname(os.path.abspath(f)) for f in files})
     check_outputs([(args.out, "dir", "--out")], inputs=inputs, data_folders=folders)
     clf = read_model(args)
     inner = getattr(clf, "estimator_", clf)
+    if not hasattr(inner, "module_"):
+        raise ValueError(f"model {args.model!r} is a soft vote of several networks; saliency "
+                         "explains one network: train one with --recipe cpu to explain it")
     columns = list(getattr(inner, "metadata_columns", None) or [])
     if columns and not args.metadata:
         raise ValueError(f"this model reads {columns}: give --metadata CSV")

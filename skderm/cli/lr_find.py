@@ -28,6 +28,9 @@ def run(args, log) -> int:
     check_outputs(outputs, data_folders=image_folders(data.data["path"]))
     args.decision = "image"  # the sweep trains the network; a decision rule plays no part
     clf = build_model(args, log)
+    if not hasattr(clf, "module"):
+        raise ValueError("lr-find sweeps one network, and this recipe is a soft vote of "
+                         "several: pass --recipe cpu (or cpu_images, gpu)")
     result = lr_find(clf, data.data, data.target, num_it=args.iterations)
     for lr, loss in zip(result.lrs[::max(1, len(result.lrs) // 10)],
                         result.losses[::max(1, len(result.lrs) // 10)], strict=True):
