@@ -205,6 +205,7 @@ def fit(cfg) -> dict:
 def breakdown(cfg) -> dict:
     """One training and one prediction batch, part by part, with skderm's own functions."""
     import torch
+    import torch.nn.functional as F
 
     from skderm.images import cache_mode, load_images
     from skderm.inputs import LesionDataset, collate
@@ -215,7 +216,7 @@ def breakdown(cfg) -> dict:
     images = load_images(paths, SIZE)
     dataset = LesionDataset(images, y=torch.zeros(BATCH, dtype=torch.long).numpy())
     augment = Augmentation().build()
-    mixup = Mixup(0.4, 1.0, n_classes=7)
+    mixup = Mixup(0.4, 1.0)
     net = _net(True)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -233,7 +234,7 @@ def breakdown(cfg) -> dict:
         state["a"] = augment(state["x"])
 
     def mix():
-        state["m"] = mixup(state["a"], None, state["y"])[0]
+        state["m"] = mixup(state["a"], None, F.one_hot(state["y"], 7).float())[0]
 
     def to_cl():
         state["c"] = state["m"].contiguous(memory_format=cl)

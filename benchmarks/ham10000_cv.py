@@ -21,11 +21,11 @@ finetune_192_meta_all_fu3_la  that with the logit-adjusted loss
               (``loss="logit_adjusted"``) instead of balanced class weights: the
               "cpu" recipe before the mix04_cut10_tc one
 finetune_192_meta_all_fu3_la_mixup  exploratory: the "cpu" recipe with mixup
-              (``mixup_alpha=0.2``)
-finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``mixup_alpha=0.4``
-finetune_192_meta_all_fu3_la_mixup08  exploratory: the same with ``mixup_alpha=0.8``
-finetune_192_meta_all_fu3_la_mix04_cut10  exploratory: ``mixup_alpha=0.4`` and
-              ``cutmix_alpha=1.0`` (one of the two per batch)
+              (``Mixup(0.2)``)
+finetune_192_meta_all_fu3_la_mixup04  exploratory: the same with ``Mixup(0.4)``
+finetune_192_meta_all_fu3_la_mixup08  exploratory: the same with ``Mixup(0.8)``
+finetune_192_meta_all_fu3_la_mix04_cut10  exploratory: ``Mixup(0.4, 1.0)``, mixup
+              or CutMix (one of the two per batch)
 finetune_192_meta_all_fu3_la_mix04_cut10_tc  the same networks (resumed from that
               run's final checkpoints, no training) predicting on the centred crop
               of the training crops' mean area (``test_crop="auto"``); the
@@ -37,6 +37,8 @@ finetune_240_lite2_meta_all_fu3_la_mix04_cut10_tc  exploratory: that recipe on
               EfficientNet-Lite2 at 240x320 (fold 0: 84 min on 2 cores)
 finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6  exploratory: the "cpu" recipe with
               shades-of-gray colour constancy (``colour_constancy="shades_of_gray"``)
+cpu           the "cpu" recipe as skderm.recipes has it now (the same settings as
+              finetune_192_meta_all_fu3_la_mix04_cut10_tc, trained afresh)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -84,6 +86,7 @@ from skderm.classifier.network import resolve_device
 from skderm.decision import average_by_lesion
 from skderm.metrics import bootstrap_report
 from skderm.recipes import make_recipe
+from skderm.transforms import Mixup
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHECKPOINTS = Path(__file__).resolve().parent / ".checkpoints"
@@ -111,15 +114,15 @@ FINETUNE_VARIANTS = {
     # class weights: the "cpu" recipe before the mix04_cut10_tc one
     "finetune_192_meta_all_fu3_la": _192_META_ALL_FU3_LA,
     # exploratory: that with mixup (Zhang et al., 2018), light for a 12-epoch fit
-    "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.2},
+    "finetune_192_meta_all_fu3_la_mixup": {**_192_META_ALL_FU3_LA, "mixup": Mixup(0.2)},
     # exploratory: twice that mixing (Beta(0.4, 0.4): lam further from 1)
-    "finetune_192_meta_all_fu3_la_mixup04": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4},
+    "finetune_192_meta_all_fu3_la_mixup04": {**_192_META_ALL_FU3_LA, "mixup": Mixup(0.4)},
     # exploratory: twice that again (Beta(0.8, 0.8): lam near uniform on [0, 1])
-    "finetune_192_meta_all_fu3_la_mixup08": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.8},
+    "finetune_192_meta_all_fu3_la_mixup08": {**_192_META_ALL_FU3_LA, "mixup": Mixup(0.8)},
     # exploratory: mixup 0.4 on half the batches, CutMix (Beta(1, 1) box areas) on
     # the other half: pasted boxes keep local texture that blending washes out
-    "finetune_192_meta_all_fu3_la_mix04_cut10": {**_192_META_ALL_FU3_LA, "mixup_alpha": 0.4,
-                                                 "cutmix_alpha": 1.0},
+    "finetune_192_meta_all_fu3_la_mix04_cut10": {**_192_META_ALL_FU3_LA,
+                                                 "mixup": Mixup(0.4, 1.0)},
     # the "gpu" recipe as it stands in skderm.recipes (Lite2, 240x320, 15 epochs)
     "gpu": {},
 }
@@ -185,8 +188,11 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_seed2"] = {
 FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6"] = {
     **FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc"],
     "colour_constancy": "shades_of_gray"}
+# the "cpu" recipe exactly as skderm.recipes has it now (not pinned like the
+# variants above): its fold 0 re-measures the recipe on the current code
+FINETUNE_VARIANTS["cpu"] = {}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
-VARIANT_BASE = {"gpu": "gpu"}
+VARIANT_BASE = {"gpu": "gpu", "cpu": "cpu"}
 
 
 # the frozen recipes with shades-of-gray colour constancy (exploratory: what it
@@ -386,10 +392,11 @@ def describe(recipe: str, args) -> str:
             meta += f", colour constancy {p['colour_constancy']}"
         if p.get("criterion__label_smoothing"):
             meta += f", label smoothing {p['criterion__label_smoothing']:g}"
-        if p["mixup_alpha"]:
-            meta += f", mixup {p['mixup_alpha']:g}"
-        if p["cutmix_alpha"]:
-            meta += f", CutMix {p['cutmix_alpha']:g}"
+        mix = p["mixup"]
+        if mix is not None and mix.mixup_alpha:
+            meta += f", mixup {mix.mixup_alpha:g}"
+        if mix is not None and mix.cutmix_alpha:
+            meta += f", CutMix {mix.cutmix_alpha:g}"
         area = model.inference_view().crop_area
         tta = "TTA" if area is None else f"TTA on the centred {area:g} of the area"
         weighting = ("balanced weights" if p["class_weight"] == "balanced" else

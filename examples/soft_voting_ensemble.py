@@ -37,7 +37,7 @@ available = set(list_backbones().query("weights_available").name)
 second = member("tf_efficientnet_lite1" if "tf_efficientnet_lite1" in available
                 else "tf_efficientnet_lite0")
 if second.backbone == "tf_efficientnet_lite0":
-    second.set_params(hidden_units=256, random_state=1)
+    second.set_params(module__hidden_units=256, random_state=1)
 ensemble = VotingClassifier([("first", member("tf_efficientnet_lite0")), ("second", second)],
                             voting="soft", weights=[0.6, 0.4])
 # per lesion: X's lesion_id column pools each lesion's images; prior_shift=-0.1 is the

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from skderm.transforms import Mixup
+
 __all__ = ["LESION_DECISIONS", "RECIPES", "Recipe", "make_ensemble", "make_lesion_level",
            "make_recipe", "override_notes"]
 
@@ -80,7 +82,7 @@ _RECIPES = (
         "CutMix, deciding per lesion.",
         {**_CPU_IMAGES_PARAMS, "image_size": (192, 256), **_METADATA, "valid_size": None,
          "freeze_until": "blocks.3", "class_weight": None, "criterion": "logit_adjusted",
-         "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "test_crop": "auto"},
+         "mixup": Mixup(mixup_alpha=0.4, cutmix_alpha=1.0), "test_crop": "auto"},
         prior_shift=-0.15),
     Recipe(
         "cpu_images",

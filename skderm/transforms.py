@@ -9,8 +9,8 @@ it is deterministic. :func:`colour_constancy` (``LesionClassifier(colour_constan
 runs before all of that, in training and prediction alike: it takes each
 image's illuminant out.
 
-:class:`Mixup` is mixup / CutMix (``LesionClassifier(mixup_alpha=...,
-cutmix_alpha=...)``): like timm's ``Mixup`` it returns the mixed batch and the
+:class:`Mixup` is mixup / CutMix (``LesionClassifier(mixup=Mixup(mixup_alpha=...,
+cutmix_alpha=...))``): like timm's ``Mixup`` it returns the mixed batch and the
 mixed soft targets, which the losses of :mod:`skderm.losses` take.
 :class:`InferenceView` is what validation and prediction see: colour
 constancy, the centred test crop, and optional flip test-time augmentation.
@@ -287,7 +287,7 @@ def resolve_augmentation(value) -> Augmentation | None:
                      f"skderm.transforms.Augmentation, got {value!r}")
 
 
-class Mixup:
+class Mixup(BaseEstimator):
     """Mixup or CutMix one training batch; returns the mixed batch and soft targets.
 
     Each image ``i`` is combined with image ``perm[i]`` of the batch (``perm``
@@ -307,28 +307,33 @@ class Mixup:
     Parameters
     ----------
     mixup_alpha, cutmix_alpha : float, >= 0, not both 0
-    n_classes : int
     """
 
-    def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, *, n_classes: int):
-        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+    def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
+
+    def check(self) -> None:
+        """Refuse alphas that are not numbers >= 0, or both 0."""
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            alpha = getattr(self, name)
             if isinstance(alpha, bool) or not isinstance(alpha, Real) or not alpha >= 0:
-                raise ValueError(f"{name}={alpha!r} is not valid; use a float >= 0 "
+                raise ValueError(f"Mixup({name}={alpha!r}) is not valid; use a float >= 0 "
                                  "(0 turns it off)")
-        if not (mixup_alpha or cutmix_alpha):
-            raise ValueError("Mixup needs mixup_alpha > 0 or cutmix_alpha > 0")
-        self.mixup_alpha = float(mixup_alpha)
-        self.cutmix_alpha = float(cutmix_alpha)
-        self.n_classes = int(n_classes)
+        if not (self.mixup_alpha or self.cutmix_alpha):
+            raise ValueError("Mixup(mixup_alpha=0, cutmix_alpha=0) mixes nothing: set one "
+                             "of them > 0, or pass mixup=None")
 
     def __call__(self, images: torch.Tensor, metadata: torch.Tensor | None,
                  target: torch.Tensor):
-        """``uint8`` or [0, 1] images (N, C, H, W), metadata (N, F) or None, labels (N,)
-        -> float images in [0, 1], blended metadata, soft targets (N, n_classes)."""
+        """``uint8`` or [0, 1] images (N, C, H, W), metadata (N, F) or None, one-hot or
+        soft targets (N, n_classes) -> float images in [0, 1], blended metadata, soft
+        targets."""
+        self.check()
         x = _unit_float(images)
-        n, _, h, w = x.shape
         cut = bool(self.cutmix_alpha) and (not self.mixup_alpha or torch.rand(()).item() < 0.5)
-        alpha = self.cutmix_alpha if cut else self.mixup_alpha
+        alpha = float(self.cutmix_alpha if cut else self.mixup_alpha)
+        n, _, h, w = x.shape
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
         perm = torch.randperm(n).to(x.device)
         if cut:
@@ -345,8 +350,8 @@ class Mixup:
         if metadata is not None:
             m = metadata.float()
             metadata = m * lam + m[perm.to(m.device)] * (1.0 - lam)
-        one_hot = F.one_hot(target.long(), self.n_classes).float()
-        soft = one_hot * lam + one_hot[perm.to(one_hot.device)] * (1.0 - lam)
+        target = target.float()
+        soft = target * lam + target[perm.to(target.device)] * (1.0 - lam)
         return x, metadata, soft
 
 

@@ -7,6 +7,7 @@ import pytest
 from skderm import LesionClassifier
 from skderm.classifier.callbacks import print_plain_unless_terminal
 from skderm.exceptions import TrainingDivergedError
+from skderm.transforms import Mixup
 
 
 def _clf(**kw):
@@ -30,7 +31,7 @@ def test_a_model_with_non_finite_weights_refuses_to_predict(tiny_lesions):
 
 
 def test_without_validation_the_clean_training_score_is_recorded(tiny_lesions):
-    clf = _clf(max_epochs=3, valid_size=None, mixup_alpha=0.4, lr=3e-3)
+    clf = _clf(max_epochs=3, valid_size=None, mixup=Mixup(0.4), lr=3e-3)
     clf.fit(tiny_lesions.data, tiny_lesions.target)
     scores = clf.history[:, "train_bacc"]
     assert len(scores) == 3 and all(0 <= s <= 1 for s in scores)

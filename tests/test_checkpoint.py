@@ -19,7 +19,7 @@ from skderm.cli import main
 from skderm.exceptions import SkdermError
 from skderm.losses import CrossEntropy
 from skderm.persistence import load_model
-from skderm.transforms import Augmentation
+from skderm.transforms import Augmentation, Mixup
 
 FAST = dict(backbone="tiny", weights=None, image_size=(32, 32), random_state=0, valid_size=0.3,
             lr=3e-3, lr_schedule="cosine", verbose=0)
@@ -75,8 +75,8 @@ def _same_history(a, b, keys=("train_loss", "valid_loss", "valid_bacc", "valid_m
 
 # the backbone unfreezes in the resumed part; the augmentation and mixing draws come
 # from the restored random state
-FREEZE_AUGMENT_MIX = {"freeze": 2, "augmentation": "default", "mixup_alpha": 0.4,
-                      "cutmix_alpha": 1.0, "class_weight": "balanced"}
+FREEZE_AUGMENT_MIX = {"freeze": 2, "augmentation": "default", "mixup": Mixup(0.4, 1.0),
+                      "class_weight": "balanced"}
 
 
 @pytest.mark.parametrize("extra", [
@@ -230,8 +230,8 @@ def _name(tmp_path, dataset=None, **params) -> str:
     ("criterion", [CrossEntropy, "focal", "logit_adjusted"]),
     ("criterion__tau", [1.0, 0.5]),
     ("criterion__label_smoothing", [0.0, 0.1]),
-    ("mixup_alpha", [0.0, 0.2, 0.4]),
-    ("cutmix_alpha", [0.0, 0.2, 1.0]),
+    ("mixup__mixup_alpha", [0.0, 0.2, 0.4]),
+    ("mixup__cutmix_alpha", [0.0, 0.2, 1.0]),
     ("colour_constancy", [None, "shades_of_gray", 1.0]),
     ("optimizer__param_groups", [None, [("backbone.*", {"lr": 1e-4})]]),
     ("augmentation", ["default", "none", Augmentation(rotation=45.0)]),

@@ -25,7 +25,7 @@ def data(tmp_path_factory):
 
 def _members():
     return [("a", LesionClassifier(**FAST, random_state=0)),
-            ("b", LesionClassifier(**FAST, random_state=1, hidden_units=32))]
+            ("b", LesionClassifier(**FAST, random_state=1, module__hidden_units=32))]
 
 
 def test_weighted_soft_voting_is_the_weighted_mean_of_members(data):
@@ -75,12 +75,12 @@ def test_documented_two_network_cpu_vote_fits_with_metadata(data):
     small = dict(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2,
                  batch_size=16, freeze=0, freeze_until=None, verbose=0)
     vote = VotingClassifier([("cpu", make_recipe("cpu", **small)),
-                             ("mixup", make_recipe("cpu", cutmix_alpha=0.0, **small))],
+                             ("mixup", make_recipe("cpu", mixup__cutmix_alpha=0.0, **small))],
                             voting="soft")
     X, y = data.data, data.target
     vote.fit(X, y)
     cpu, mixup = vote.named_estimators_["cpu"], vote.named_estimators_["mixup"]
-    assert (cpu.cutmix_alpha, mixup.cutmix_alpha) == (1.0, 0.0)
+    assert (cpu.mixup.cutmix_alpha, mixup.mixup.cutmix_alpha) == (1.0, 0.0)
     assert cpu.metadata_columns == ["age", "sex", "localization"]
     np.testing.assert_allclose(vote.predict_proba(X),
                                (cpu.predict_proba(X) + mixup.predict_proba(X)) / 2, rtol=1e-5)

@@ -35,6 +35,7 @@ from test_sklearn_compat import CANNOT_APPLY, CHECK_PARAMS, NumericAsImagesMixin
 
 from skderm import LesionClassifier
 from skderm.accelerate import AcceleratedLesionClassifier
+from skderm.transforms import Mixup
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 HAVE_ACCELERATE = importlib.util.find_spec("accelerate") is not None
@@ -174,7 +175,7 @@ def test_accelerated_classifier_mixes_batches_as_the_plain_one(tiny_lesions, pla
     # mixed batches and blended labels are the same
     from accelerate import Accelerator
 
-    mix = {**FAST, "mixup_alpha": 0.4, "cutmix_alpha": 1.0}
+    mix = {**FAST, "mixup": Mixup(0.4, 1.0)}
     X, y = tiny_lesions.data, tiny_lesions.target
     plain_mix = LesionClassifier(**mix).fit(X, y)
     assert not np.allclose(plain_mix.history_[:, "train_loss"], plain.history_[:, "train_loss"])

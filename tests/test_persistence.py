@@ -18,7 +18,7 @@ META = ["age", "sex", "localization"]
 
 def _fit(data, **params):
     clf = LesionClassifier(backbone="tiny", weights=None, image_size=(32, 32), max_epochs=2,
-                           hidden_units=8, dropout=0.1, lr=3e-3, random_state=0, verbose=0,
+                           module__hidden_units=8, module__dropout=0.1, lr=3e-3, random_state=0, verbose=0,
                            valid_size=0.3, **params)
     return clf.fit(data.data, data.target)
 
@@ -51,7 +51,7 @@ def test_round_trip_gives_identical_probabilities(fitted, model_file, tiny_lesio
     np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
     assert loaded.image_size_ == fitted.image_size_ == (32, 32)
     assert loaded.preprocessing_ == fitted.preprocessing_
-    assert loaded.hidden_units == 8 and loaded.optimizer__weight_decay == 0.01
+    assert loaded.module__hidden_units == 8 and loaded.optimizer__weight_decay == 0.01
     assert loaded.weights is None and not loaded.module_.training
     assert len(loaded.history_) == len(fitted.history_) == 2
     assert loaded.history_[-1, "train_loss"] == pytest.approx(fitted.history_[-1, "train_loss"])
@@ -156,7 +156,7 @@ def test_a_flipped_weight_byte_fails_the_integrity_check(fitted, model_file, tmp
 
 def test_an_edited_parameter_fails_the_integrity_check(model_file, tmp_path):
     payload = torch.load(model_file, map_location="cpu", weights_only=True)
-    payload["params"]["hidden_units"] = 9
+    payload["params"]["module__hidden_units"] = 9
     torch.save(payload, tmp_path / "edited.skderm")
     with pytest.raises(SkdermError, match="failed its integrity check"):
         load_model(tmp_path / "edited.skderm")
@@ -237,7 +237,7 @@ def fitted_vote(tiny_lesions):
 
     def member(**params):
         return LesionClassifier(backbone="tiny", weights=None, image_size=(32, 32), max_epochs=2,
-                                hidden_units=8, lr=3e-3, random_state=0, verbose=0,
+                                module__hidden_units=8, lr=3e-3, random_state=0, verbose=0,
                                 valid_size=None, **params)
 
     vote = VotingClassifier([("image", member()), ("meta", member(metadata_columns=META))],

@@ -19,7 +19,7 @@ META = ["age", "sex", "localization"]
 
 def _fit(data, **params):
     clf = LesionClassifier(backbone="tiny", weights=None, image_size=(32, 32), max_epochs=1,
-                           hidden_units=8, random_state=0, verbose=0, valid_size=None, **params)
+                           module__hidden_units=8, random_state=0, verbose=0, valid_size=None, **params)
     return clf.fit(data.data, data.target)
 
 
@@ -81,11 +81,11 @@ def test_a_wrong_digest_stops_loading_before_anything_is_unpickled(model_file, m
     ("image_size", "big", "image_size='big' is out of range"),
     ("batch_size", 10**9, "batch_size=1000000000 is out of range"),
     ("batch_size", True, "batch_size=True is out of range"),
-    ("hidden_units", 10**8, "hidden_units=100000000 is out of range"),
+    ("module__hidden_units", 10**8, "module__hidden_units=100000000 is out of range"),
     ("checkpoint_dir", "/tmp/planted", "['checkpoint_dir'], which are not among"),
     ("torch_load_kwargs", {"weights_only": False}, "['torch_load_kwargs']"),
     ("callbacks__print_log__sink", "x", "['callbacks__print_log__sink']"),
-    ("dropout", "high", "do not build a working model"),
+    ("module__dropout", "high", "module__dropout='high' is out of range"),
     ("backbone", "no_such_net", "do not build a working model"),
 ])
 def test_a_file_cannot_set_what_save_model_never_writes(model_file, tmp_path, field, value,

@@ -32,6 +32,13 @@ class LesionNet(nn.Module):
     def __init__(self, backbone: nn.Module, n_features: int, n_classes: int, mean, std,
                  hidden_units: int | None = None, dropout: float = 0.0, n_metadata: int = 0):
         super().__init__()
+        if hidden_units is not None and (isinstance(hidden_units, bool) or not isinstance(
+                hidden_units, int) or hidden_units < 1):
+            raise ValueError(f"module__hidden_units={hidden_units!r} is not valid: use None or "
+                             "an int >= 1")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
+                0 <= dropout < 1):
+            raise ValueError(f"module__dropout={dropout!r} is not valid: use a number in [0, 1)")
         self.backbone = backbone
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))

@@ -55,7 +55,7 @@ def parse_params(items: list[str] | None) -> dict:
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"--param {item!r} is not of the form name=value "
-                             "(e.g. --param hidden_units=256)")
+                             "(e.g. --param module__hidden_units=256)")
         try:
             params[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -113,7 +113,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                         "backbone's input size)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="any LesionClassifier parameter, repeatable "
-                        "(hidden_units=256, freeze=backbone, optimizer__weight_decay=0.01)")
+                        "(module__hidden_units=256, freeze=backbone, optimizer__weight_decay=0.01)")
     p.add_argument("--seed", type=int, default=0, help="random_state of the classifier")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="write a checkpoint here after every epoch (train: default "

@@ -85,8 +85,10 @@ def check_params(params, where: str) -> None:
                        f"None, an int or [height, width], each side 1 to {MAX_IMAGE_SIDE}"),
         "batch_size": (lambda v: v == -1 or _int_in(v, 1, MAX_BATCH_SIZE),
                        f"an int from 1 to {MAX_BATCH_SIZE} (or -1)"),
-        "hidden_units": (lambda v: v is None or _int_in(v, 1, MAX_HIDDEN_UNITS),
+        "module__hidden_units": (lambda v: v is None or _int_in(v, 1, MAX_HIDDEN_UNITS),
                          f"None or an int from 1 to {MAX_HIDDEN_UNITS}"),
+        "module__dropout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
+                            "a number from 0 up to 1"),
         "metadata_columns": (lambda v: v is None or (isinstance(v, list) and all(
             isinstance(c, str) for c in v) and len(set(v)) == len(v)),
                              "None or a list of distinct column names"),

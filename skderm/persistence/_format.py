@@ -44,6 +44,8 @@ NEVER_SAVED = frozenset({
 })
 # nested parameters a file may carry; others (callbacks__*, iterator_*__*) are dropped
 NESTED_SAVED = ("optimizer__", "criterion__")
+# the head's shape (LesionNet's arguments a LesionClassifier does not set itself)
+MODULE_SAVED = frozenset({"module__hidden_units", "module__dropout"})
 
 
 def saved_param_names() -> frozenset[str]:
@@ -55,7 +57,8 @@ def saved_param_names() -> frozenset[str]:
 
 
 def is_saved_param(name: str, allowed: frozenset[str]) -> bool:
-    return name in allowed or (name.startswith(NESTED_SAVED) and name.count("__") == 1)
+    return name in allowed or name in MODULE_SAVED or (
+        name.startswith(NESTED_SAVED) and name.count("__") == 1)
 
 
 def plain(value: Any) -> Any:

@@ -1,0 +1,77 @@
+"""The scikit-learn side of LesionClassifier: its parameters, checked, set, shown.
+
+skorch's ``NeuralNet`` keeps its own parameter handling (it lists every public
+attribute, and prints itself as a module summary). This mixin gives a skorch
+subclass sklearn's: a ``_parameter_constraints`` table checked at ``fit``,
+nested estimator parameters (``augmentation__rotation``), and sklearn's repr
+and tags.
+"""
+
+from __future__ import annotations
+
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+
+__all__ = ["SklearnParamsMixin"]
+
+
+class _Range(Interval):
+    """sklearn's Interval, which would take a bool as the number 0 or 1: a bool is not one."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+class SklearnParamsMixin:
+    """Parameter checks, nested ``<estimator>__<param>`` setting, repr and tags.
+
+    ``_nested_params`` names the parameters that hold sklearn estimators
+    (``Augmentation``, ``Mixup``) whose own parameters a search may set.
+    """
+
+    _nested_params: tuple[str, ...] = ()
+
+    def _check_params(self, names=None) -> None:
+        """Check parameters (all, or ``names``) against ``_parameter_constraints``;
+        the error names the parameter, its value and the valid choices."""
+        constraints = self._parameter_constraints
+        names = constraints if names is None else names
+        params = {k: getattr(self, k) for k in names}
+        validate_parameter_constraints({k: constraints[k] for k in names}, params,
+                                       caller_name=type(self).__name__)
+
+    def set_params(self, **params):
+        """Set parameters, nested ones (``augmentation__rotation``) included."""
+        nested = {}
+        for name in self._nested_params:
+            prefix = name + "__"
+            nested[name] = {k[len(prefix):]: params.pop(k) for k in list(params)
+                            if k.startswith(prefix)}
+            if name in params:
+                setattr(self, name, params.pop(name))
+        super().set_params(**params)
+        for name, values in nested.items():
+            if not values:
+                continue
+            owner = getattr(self, name)
+            if not isinstance(owner, BaseEstimator):
+                raise ValueError(
+                    f"cannot set {sorted(f'{name}__{k}' for k in values)}: {name} is "
+                    f"{owner!r}; pass {name}= an object with those parameters first")
+            owner.set_params(**values)
+        return self
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_", private ones included
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
+
+    # sklearn's repr (changed parameters only, nested in a Pipeline or search too)
+    # rather than skorch's module summary
+    __repr__ = BaseEstimator.__repr__
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
