@@ -12,11 +12,10 @@ $TORCH_HOME/hub/checkpoints (or network access), pass those names instead.
 
 import numpy as np
 from _common import load, parse_args
-from sklearn.ensemble import VotingClassifier
 from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
-from skderm import LesionClassifier, LesionLevelClassifier, list_backbones
+from skderm import LesionClassifier, LesionLevelClassifier, LesionVotingClassifier, list_backbones
 from skderm.metrics import get_scorers
 
 args = parse_args(__doc__)
@@ -38,8 +37,8 @@ second = member("tf_efficientnet_lite1" if "tf_efficientnet_lite1" in available
                 else "tf_efficientnet_lite0")
 if second.backbone == "tf_efficientnet_lite0":
     second.set_params(module__hidden_units=256, random_state=1)
-ensemble = VotingClassifier([("first", member("tf_efficientnet_lite0")), ("second", second)],
-                            voting="soft", weights=[0.6, 0.4])
+ensemble = LesionVotingClassifier([("first", member("tf_efficientnet_lite0")),
+                                   ("second", second)], weights=[0.6, 0.4])
 # per lesion: X's lesion_id column pools each lesion's images; prior_shift=-0.1 is the
 # shift measured for skderm's three-network vote (skderm.recipes.LESION_DECISIONS)
 per_lesion = LesionLevelClassifier(ensemble, prior_shift=-0.1)

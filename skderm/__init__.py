@@ -30,6 +30,7 @@ _LAZY = {
     "LesionClassifier": "skderm.classifier",
     "BackboneFeatures": "skderm.features",
     "LesionLevelClassifier": "skderm.decision",
+    "LesionVotingClassifier": "skderm.ensemble",
     "list_backbones": "skderm.backbones",
     "OverRateSampler": "skderm.sampling",
     "LesionDeduplicator": "skderm.sampling",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from skderm.classifier import LesionClassifier
     from skderm.datasets import DX_CLASSES, fetch_ham10000, load_ham10000, make_lesions
     from skderm.decision import LesionLevelClassifier
+    from skderm.ensemble import LesionVotingClassifier
     from skderm.exceptions import DatasetError, DownloadError, ImageError, SkdermError, WeightsError
     from skderm.features import BackboneFeatures
     from skderm.metrics import classification_report_frame

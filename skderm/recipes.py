@@ -203,8 +203,8 @@ def make_ensemble(name: str = "vote", **overrides):
 
     Returns
     -------
-    sklearn.ensemble.VotingClassifier
-        Unfitted, ``voting="soft"`` with equal weights.
+    LesionVotingClassifier
+        Unfitted, a soft vote with equal weights (:class:`skderm.ensemble.LesionVotingClassifier`).
 
     Examples
     --------
@@ -213,14 +213,14 @@ def make_ensemble(name: str = "vote", **overrides):
     [('cpu', 'tf_efficientnet_lite0', 12), ('e24', 'tf_efficientnet_lite0', 24), \
 ('lite2', 'tf_efficientnet_lite2', 12)]
     """
-    from sklearn.ensemble import VotingClassifier
+    from skderm.ensemble import LesionVotingClassifier
 
     recipe = _recipe(name)
     if not recipe.members:
         raise ValueError(f"recipe {name!r} is one network; build it with make_recipe({name!r}), "
                          f"or choose an ensemble of {sorted(r.name for r in _RECIPES if r.members)}")
-    return VotingClassifier([(member, _classifier(_merged(params, overrides)))
-                             for member, params in _members(recipe)], voting="soft")
+    return LesionVotingClassifier([(member, _classifier(_merged(params, overrides)))
+                                   for member, params in _members(recipe)])
 
 
 def make_lesion_level(name: str = "vote", **overrides):

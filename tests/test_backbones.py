@@ -299,7 +299,9 @@ def test_a_killed_downloads_temporary_is_removed_by_the_next(torch_home, registe
     _, source = _tiny_file(served)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    left = torch_home / f".{source.name}.skderm-tmp-{dead}"
+    from skderm._utils.files import _HOST
+
+    left = torch_home / f".{source.name}.skderm-tmp-{_HOST}-{dead}-0a1b"
     left.write_bytes(source.read_bytes()[:100])
     registered(dataclasses.replace(get_backbone("tiny"), name="skderm_test_dl_again",
                                    weights_file=source.name, url=source.as_uri()))

@@ -239,15 +239,15 @@ def test_the_user_guides_three_network_vote_is_the_benchmarks_members():
     import argparse
     import re
 
-    from sklearn.ensemble import VotingClassifier
-
+    from skderm import LesionVotingClassifier
     from skderm.recipes import make_recipe
 
     rst = (BENCH.parent / "docs" / "user_guide" / "ensembles.rst").read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"\n(   vote = VotingClassifier\(.*?voting=\"soft\"\))\n", rst, re.S)
+    blocks = [b for b in re.findall(r"\n(   vote = LesionVotingClassifier\(.*?\)\)\]\))\n", rst,
+                                    re.S)
               if '("e24"' in b]
     assert len(blocks) == 1, "the three-network vote's code block is not in ensembles.rst"
-    namespace = {"VotingClassifier": VotingClassifier, "make_recipe": make_recipe}
+    namespace = {"LesionVotingClassifier": LesionVotingClassifier, "make_recipe": make_recipe}
     exec(textwrap.dedent(blocks[0]), namespace)
     members = dict(namespace["vote"].estimators)
     bench = _load("ham10000_cv")

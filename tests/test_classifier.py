@@ -363,8 +363,12 @@ def test_same_random_state_same_model(data):
         return clf.fit(X, y).predict_proba(X)
 
     # augmentation on: its randomness must be seeded too
-    a, b = run(), run()
+    a = run()
+    np.random.seed(123)  # numpy's global generator is the user's: fit neither reads nor resets it
+    before = np.random.get_state()[1].copy()
+    b = run()
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
     assert not np.allclose(a, run(random_state=1))
 
 

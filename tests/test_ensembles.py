@@ -10,7 +10,7 @@ from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
-from skderm import LesionClassifier, make_lesions
+from skderm import LesionClassifier, LesionVotingClassifier, make_lesions
 from skderm.model_selection import check_lesion_cv
 
 FAST = dict(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2, batch_size=16,
@@ -36,6 +36,28 @@ def test_weighted_soft_voting_is_the_weighted_mean_of_members(data):
     np.testing.assert_allclose(vote.predict_proba(X), 0.6 * pa + 0.4 * pb, rtol=1e-5)
     assert set(vote.predict(X)) <= set(y)
     assert list(vote.classes_) == sorted(set(y))
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_lesion_vote_members_see_labels_so_warnings_name_classes(data):
+    X, y = data.data, data.target
+    # three lesions of each class: too few to stratify the members' validation split
+    first = X.groupby(y.to_numpy())["lesion_id"].unique().explode().groupby(level=0).head(3)
+    keep = X["lesion_id"].isin(first).to_numpy()
+    X, y = X[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+    members = [(name, clf.set_params(valid_size=0.25, max_epochs=1)) for name, clf in _members()]
+    with pytest.warns(UserWarning, match="not stratified") as record:
+        vote = LesionVotingClassifier(members, weights=[0.6, 0.4]).fit(X, y)
+    msg = " ".join(str(w.message) for w in record if "stratified" in str(w.message))
+    assert "'akiec'" in msg and "class 0" not in msg
+    # sklearn's VotingClassifier hands its members codes instead
+    assert list(VotingClassifier(_members(), voting="soft").fit(X, y).estimators_[0].classes_) \
+        == list(range(7))
+    member_classes = [list(m.classes_) for m in vote.estimators_]
+    assert member_classes == [sorted(set(y))] * 2 == [list(vote.classes_)] * 2
+    pa, pb = (vote.named_estimators_[k].predict_proba(X) for k in ("a", "b"))
+    np.testing.assert_allclose(vote.predict_proba(X), 0.6 * pa + 0.4 * pb, rtol=1e-5)
+    assert vote.voting == "soft" and "voting" not in vote.get_params()
 
 
 def test_voting_weights_tunable_by_grid_search_and_persisted(data, tmp_path):

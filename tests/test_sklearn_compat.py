@@ -187,6 +187,25 @@ def test_repr_shows_the_parameters_that_differ_from_the_defaults():
         "backbone='tiny'", "criterion='focal'", "criterion__gamma=1.0"]
 
 
+def test_nested_repr_shows_only_changed_parameters():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from skderm.accelerate import AcceleratedLesionClassifier
+    from skderm.transforms import Mixup
+
+    search = GridSearchCV(Pipeline([("clf", LesionClassifier(max_epochs=3, mixup=Mixup(0.4)))]),
+                          {"clf__lr": [1e-3]})
+    text = " ".join(repr(search).split())  # one line, whatever the wrapping
+    assert "estimator=Pipeline(steps=[('clf', LesionClassifier(max_epochs=3, " \
+           "mixup=Mixup(mixup_alpha=0.4)))])" in text
+    # skorch's own parameters at their defaults are not "changed"
+    for default in ("iterator_train", "dataset=", "verbose=", "callbacks="):
+        assert default not in text
+    assert repr(AcceleratedLesionClassifier(max_epochs=3, module__hidden_units=8)) == \
+        "AcceleratedLesionClassifier(max_epochs=3, module__hidden_units=8)"
+
+
 def test_repr_inside_a_pipeline_has_no_private_attributes(tiny_lesions):
     pipe = make_pipeline(RandomOverSampler(random_state=0), make_clf(max_epochs=1))
     text = repr(pipe)

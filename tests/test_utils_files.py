@@ -24,15 +24,34 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    from skderm._utils.files import _HOST
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = tmp_path / f".model.bin.skderm-tmp-{dead}"
-    mine = tmp_path / f".other.skderm-tmp-{os.getpid()}"
+    stale = tmp_path / f".model.bin.skderm-tmp-{_HOST}-{dead}-0a1b"
+    mine = tmp_path / f".other.skderm-tmp-{_HOST}-{os.getpid()}-0a1b"
+    # another machine's writer on a shared folder: its pid says nothing here
+    elsewhere = tmp_path / f".model.bin.skderm-tmp-not-{_HOST}-{dead}-0a1b"
     user = tmp_path / "notes.skderm-tmp-1"  # not ours: no leading dot
-    for p in (stale, mine, user):
+    for p in (stale, mine, elsewhere, user):
         p.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [str(stale)]
-    assert mine.exists() and user.exists() and not stale.exists()
+    assert mine.exists() and elsewhere.exists() and user.exists() and not stale.exists()
+
+
+def test_temporaries_of_one_path_do_not_collide_and_are_flushed(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    target = tmp_path / "model.bin"
+    with atomic_write(target) as first, atomic_write(target) as second:
+        assert first.name != second.name  # two writers in one process, one path
+        first.write(b"first")
+        second.write(b"second")
+    assert target.read_bytes() == b"first" and len(synced) == 2
+    with atomic_write(target, durable=False) as fh:
+        fh.write(b"cache")
+    assert len(synced) == 2 and os.listdir(tmp_path) == ["model.bin"]
 
 
 def test_file_digest_matches_hashlib(tmp_path):

@@ -328,8 +328,9 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         self._validate_params()
         y = check_labels(y)
         if self.random_state is not None:
+            # torch's default generator draws the head, augmentation and mixing (skorch's
+            # convention); numpy's global one is the user's, and skderm draws nothing from it
             torch.manual_seed(int(self.random_state))
-            np.random.seed(int(self.random_state) % 2**32)
         continuing = self.warm_start and self.initialized_
         if not continuing:
             self.n_metadata_, self.metadata_encoder_ = 0, None  # nothing from an earlier fit

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.base import clone
+from skorch.callbacks import Callback
 
-__all__ = ["LRFinderResult", "lr_find"]
+__all__ = ["LRFinderResult", "LRSweep", "lr_find"]
 
 
 @dataclass
@@ -42,13 +42,47 @@ class LRFinderResult:
         return ax.figure
 
 
+class LRSweep(Callback):
+    """Set every parameter group's rate to the next of ``lrs`` before each training
+    batch, record the smoothed loss after it, and stop the fit (skorch's
+    ``KeyboardInterrupt``, as its ``EarlyStopping``) when the rates run out or
+    the loss diverges."""
+
+    def __init__(self, lrs, beta: float = 0.98):
+        self.lrs = lrs
+        self.beta = beta
+
+    def on_train_begin(self, net, **kwargs):
+        self.tried_, self.losses_, self.avg_, self.best_ = [], [], 0.0, np.inf
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            for group in net.optimizer_.param_groups:
+                group["lr"] = float(self.lrs[len(self.tried_)])
+
+    def on_batch_end(self, net, training=False, loss=None, **kwargs):
+        if not training:
+            return
+        self.avg_ = self.beta * self.avg_ + (1 - self.beta) * float(loss)
+        smooth = self.avg_ / (1 - self.beta ** (len(self.tried_) + 1))
+        self.tried_.append(float(self.lrs[len(self.tried_)]))
+        self.losses_.append(smooth)
+        self.best_ = min(self.best_, smooth)
+        # diverged (the rest says nothing), or every rate tried
+        if not np.isfinite(smooth) or smooth > 4 * self.best_ or \
+                len(self.tried_) == len(self.lrs):
+            raise KeyboardInterrupt
+
+
 def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             num_it: int = 100, beta: float = 0.98) -> LRFinderResult:
     """Run the range test on a clone of ``estimator`` (a LesionClassifier).
 
-    Every parameter group's rate follows the sweep (their ratios are not
-    kept: the sweep is of one rate). Stops early when the smoothed loss
-    exceeds four times its minimum. Batches cycle through ``X`` as needed.
+    The clone is fitted as ``fit`` would fit it (its freezing, augmentation,
+    mixing and loss), on all of ``X`` (no validation split), while every
+    parameter group's rate follows the sweep (their ratios are not kept: the
+    sweep is of one rate). Stops early when the smoothed loss exceeds four
+    times its minimum. Batches cycle through ``X`` as needed.
     """
     from skderm.classifier import LesionClassifier
 
@@ -59,42 +93,16 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
         raise ValueError(f"lr_find needs 0 < start_lr < end_lr, got {start_lr!r}, {end_lr!r}")
     if not (isinstance(num_it, int) and num_it >= 2):
         raise ValueError(f"lr_find num_it must be an int >= 2, got {num_it!r}")
-    from skderm.classifier.network import resolve_device
-
-    net = clone(estimator).set_params(valid_size=None, verbose=0, checkpoint_dir=None)
-    net.set_params(device=resolve_device(net.device))
-    net._validate_params()
-    if net.random_state is not None:
-        torch.manual_seed(int(net.random_state))
-    y = np.asarray(y)
-    net.classes_inferred_ = np.unique(y)
-    from skderm.inputs import class_prior, class_weights
-
-    net.image_size_ = net._image_size()
-    net.class_weight_ = class_weights(net.class_weight, y, net.classes_inferred_)
-    net.class_prior_ = class_prior(y, net.classes_inferred_)
-    dataset = net._dataset(X, net._encode_y(y), fit=True)
-    net.initialize()
-    net.on_train_begin(net)
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(num_it) / (num_it - 1))
-    tried, losses, avg, best = [], [], 0.0, np.inf
-    while len(tried) < num_it:
-        for batch in net.get_iterator(dataset, training=True):
-            if len(tried) == num_it:
-                break
-            lr = float(lrs[len(tried)])
-            for group in net.optimizer_.param_groups:
-                group["lr"] = lr
-            loss = float(net.train_step(batch)["loss"].detach())
-            avg = beta * avg + (1 - beta) * loss
-            smooth = avg / (1 - beta ** (len(tried) + 1))
-            tried.append(lr)
-            losses.append(smooth)
-            best = min(best, smooth)
-            if not np.isfinite(smooth) or smooth > 4 * best:
-                num_it = len(tried)  # diverged: the rest says nothing
-                break
-    lrs_, losses_ = np.asarray(tried), np.asarray(losses)
+    sweep = LRSweep(lrs, beta)
+    net = clone(estimator).set_params(
+        valid_size=None, train_split=None, verbose=0, checkpoint_dir=None, warm_start=False,
+        max_epochs=num_it,  # an upper bound: the sweep stops the fit
+        callbacks=[*(estimator.callbacks or []), ("lr_sweep", sweep)],
+        # a diverging loss is the sweep's end, not an error; no per-epoch score to compute
+        callbacks__finite_loss=None, callbacks__train_bacc=None)
+    net.fit(X, y)
+    lrs_, losses_ = np.asarray(sweep.tried_), np.asarray(sweep.losses_)
     # steepest descent of the smoothed loss in log-rate, ignoring the diverged tail
     keep = max(np.argmin(losses_) + 1, 2)
     slope = np.gradient(losses_[:keep], np.log(lrs_[:keep]))

@@ -9,10 +9,12 @@ and tags.
 
 from __future__ import annotations
 
+import inspect
+
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
-__all__ = ["SklearnParamsMixin"]
+__all__ = ["SklearnParamsMixin", "forwarding_signature"]
 
 
 class _Range(Interval):
@@ -75,3 +77,15 @@ class SklearnParamsMixin:
         tags.input_tags.string = True
         tags.non_deterministic = False
         return tags
+
+
+def forwarding_signature(init, base_init) -> inspect.Signature:
+    """``init``'s signature, with the keywords it passes to ``base_init`` as ``**kwargs``.
+
+    sklearn's repr reads each parameter's default from ``__init__``'s signature,
+    and lists every parameter it does not find there as changed.
+    """
+    own = [p for p in inspect.signature(init).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    names = {p.name for p in own}
+    return inspect.Signature(own + [p for p in inspect.signature(base_init).parameters.values()
+                                    if p.name not in names])

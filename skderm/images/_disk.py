@@ -193,7 +193,7 @@ class DiskCache:
         try:
             with self._write_lock:
                 self._mark_namespace()
-                with atomic_write(path) as f:
+                with atomic_write(path, durable=False) as f:  # entries carry a checksum
                     f.write(header)
                     f.write(memoryview(pixels).cast("B"))
         except OSError as exc:

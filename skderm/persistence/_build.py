@@ -141,9 +141,10 @@ def _lesion_level(payload: dict, where: str):
 
 
 def _ensemble(payload: dict, where: str):
-    from sklearn.ensemble import VotingClassifier
     from sklearn.preprocessing import LabelEncoder
     from sklearn.utils import Bunch
+
+    from skderm.ensemble import LesionVotingClassifier
 
     names, members = payload["names"], payload["members"]
     if not (isinstance(names, list) and isinstance(members, list)
@@ -163,7 +164,9 @@ def _ensemble(payload: dict, where: str):
         _fields(m, _FIELDS[FORMAT], where)
     loaded = [_member(m, f"{where}, member {name!r}")
               for name, m in zip(names, members, strict=True)]
-    vote = VotingClassifier(list(zip(names, loaded, strict=True)), weights=weights, **voting)
+    vote = LesionVotingClassifier(list(zip(names, loaded, strict=True)), weights=weights,
+                                  flatten_transform=voting["flatten_transform"],
+                                  verbose=voting["verbose"])
     # what VotingClassifier.fit sets, from the saved members and labels
     vote.estimators_ = loaded
     vote.named_estimators_ = Bunch(**dict(zip(names, loaded, strict=True)))

@@ -1,16 +1,4 @@
-"""LesionClassifier on several GPUs or machines, through Hugging Face Accelerate.
-
-:class:`AcceleratedLesionClassifier` is :class:`~skderm.LesionClassifier` with
-skorch's :class:`skorch.hf.AccelerateMixin`: an :class:`accelerate.Accelerator`
-places the network, wraps it for distributed data parallel training when the
-script runs under ``accelerate launch`` (or ``torchrun``) and shards the
-training batches across the processes. Run on one device it trains exactly as
-:class:`~skderm.LesionClassifier` does.
-
-Accelerate is optional: importing this module works without it, fitting with
-the default ``accelerator=None`` raises an :class:`ImportError` that says what
-to install.
-"""
+"""AcceleratedLesionClassifier: LesionClassifier with skorch's AccelerateMixin."""
 
 from __future__ import annotations
 
@@ -18,11 +6,12 @@ import contextlib
 import functools
 from numbers import Integral
 
-import torch
-from skorch.callbacks import EarlyStopping, LRScheduler, PrintLog
+from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.hf import AccelerateMixin
 
+from skderm.accelerate._placement import NetworkPlacementMixin, forget
 from skderm.classifier import LesionClassifier
+from skderm.classifier.params import forwarding_signature
 
 __all__ = ["AcceleratedLesionClassifier"]
 
@@ -58,21 +47,7 @@ def _with_accelerator(method):
     return wrapper
 
 
-def _forget(accelerator, *objects) -> None:
-    """Drop ``accelerator``'s own references to ``objects`` (compared by identity).
-
-    ``Accelerator.prepare`` keeps every network, optimizer and DataLoader it
-    prepares, for its own ``save_state`` (which skderm does not use). Every fit
-    prepares new ones: without this, an Accelerator shared by the clones of a
-    search would keep every network of the search, and its data, alive.
-    """
-    for attr in ("_models", "_optimizers", "_dataloaders"):
-        kept = getattr(accelerator, attr, None)
-        if isinstance(kept, list):
-            kept[:] = [o for o in kept if not any(o is x for x in objects)]
-
-
-class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
+class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, LesionClassifier):
     """:class:`~skderm.LesionClassifier` trained through Hugging Face Accelerate.
 
     The same estimator, parameters and results as ``LesionClassifier``; the
@@ -284,7 +259,7 @@ class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
             # and predict_proba returns the same rows everywhere.
             return loader
         prepared = self.accelerator.prepare(loader)
-        _forget(self.accelerator, prepared)
+        forget(self.accelerator, prepared)
         return prepared
 
     def evaluation_step(self, batch, training=False):
@@ -316,68 +291,6 @@ class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
         super().notify(method_name, **cb_kwargs)
         if method_name == "on_train_end" and self.unwrap_after_train:
             self._unwrap_network()
-
-    def _initialize_accelerator(self):
-        # the mixin's version, except for the criterion (see _prepare_network)
-        if self._wrapped_with_accelerator:
-            return self
-        self._prepare_network()
-        with self._current_init_context("optimizer"):
-            for name in self._optimizers:
-                optimizer = getattr(self, name + "_")
-                if isinstance(optimizer, torch.optim.Optimizer):
-                    setattr(self, name + "_", self.accelerator.prepare(optimizer))
-        for _, cb in self.callbacks_:
-            if isinstance(cb, LRScheduler):
-                cb.policy_ = self.accelerator.prepare(cb.policy_)
-        self._wrapped_with_accelerator = True
-        return self
-
-    def _prepare_network(self) -> None:
-        for name in self._criteria:
-            criterion = getattr(self, name + "_", None)
-            if not isinstance(criterion, torch.nn.Module):
-                continue
-            if any(p.requires_grad for p in criterion.parameters()):
-                setattr(self, name + "_", self.accelerator.prepare(criterion))
-            elif self.accelerator.device_placement:
-                # a loss has nothing to train, and distributed data parallel
-                # refuses such a module: it only needs its class weights on
-                # the device
-                setattr(self, name + "_", criterion.to(self.accelerator.device))
-        for name in self._modules:
-            module = getattr(self, name + "_", None)
-            if isinstance(module, torch.nn.Module):
-                setattr(self, name + "_", self.accelerator.prepare(module))
-
-    def _wrap_network(self) -> None:
-        # A warm start (or partial_fit) after an unwrapping fit would train
-        # the bare network: without its distributed data parallel wrapper the
-        # processes would silently stop averaging their gradients. The
-        # optimizer stays prepared from the first fit.
-        if not self.initialized_ or self._wrapped_with_accelerator:
-            return
-        self._place_network()
-        self._prepare_network()
-        self._wrapped_with_accelerator = True
-
-    def _unwrap_network(self) -> None:
-        prepared = [getattr(self, name + "_", None)
-                    for name in self._modules + self._criteria + self._optimizers]
-        self._unwrap_accelerator()
-        _forget(self.accelerator, *[p for p in prepared if p is not None])
-
-    def _place_network(self) -> None:
-        # an unpickled model sits on the CPU, and the Accelerator sends
-        # batches to its own device
-        if getattr(self, "_wrapped_with_accelerator", False) or \
-                not getattr(self.accelerator, "device_placement", True):
-            return
-        device = self.accelerator.device
-        for name in self._modules + self._criteria:
-            module = getattr(self, name + "_", None)
-            if isinstance(module, torch.nn.Module):
-                setattr(self, name + "_", module.to(device))
 
     # ------------------------------------------------------------------
     # public API
@@ -428,3 +341,8 @@ class AcceleratedLesionClassifier(AccelerateMixin, LesionClassifier):
     @_with_accelerator
     def load_params(self, *args, **kwargs):
         return super().load_params(*args, **kwargs)
+
+
+# sklearn's repr reads defaults from the signature: name LesionClassifier's parameters too
+AcceleratedLesionClassifier.__init__.__signature__ = forwarding_signature(
+    AcceleratedLesionClassifier.__init__, LesionClassifier.__init__)
