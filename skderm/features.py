@@ -38,7 +38,7 @@ from skderm.backbones import build_backbone, get_backbone
 from skderm.classifier.network import LesionNet, resolve_device
 from skderm.exceptions import ImageError
 from skderm.images import cache_mode, file_digest, stream_cache_mode
-from skderm.inputs import LesionDataset, LesionInput, collate, decode, parse_X
+from skderm.inputs import LesionDataset, LesionInput, collate, decode, image_input_tags, parse_X
 from skderm.transforms import InferenceView, resolve_colour_constancy
 
 __all__ = ["BackboneFeatures", "embedding_cache_info", "clear_embedding_cache"]
@@ -222,9 +222,7 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         return np.array([f"{name}_{i}" for i in range(self.n_features_out_)], dtype=object)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
+        tags = image_input_tags(super().__sklearn_tags__())
         tags.requires_fit = True
         return tags
 

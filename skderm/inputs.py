@@ -42,6 +42,7 @@ __all__ = [
     "check_labels",
     "class_prior",
     "class_weights",
+    "image_input_tags",
 ]
 
 
@@ -321,3 +322,11 @@ def class_prior(y, classes) -> np.ndarray:
     y = np.asarray(y)
     counts = np.maximum([np.sum(y == c) for c in classes], 0.5)
     return counts / counts.sum()
+
+
+def image_input_tags(tags):
+    """sklearn tags of an estimator whose X holds images or their paths, not a
+    2-D numeric array (sklearn's common checks then skip numeric-input ones)."""
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True
+    return tags

@@ -14,6 +14,8 @@ import inspect
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
+from skderm.inputs import image_input_tags
+
 __all__ = ["SklearnParamsMixin", "forwarding_signature"]
 
 
@@ -72,9 +74,7 @@ class SklearnParamsMixin:
     __repr__ = BaseEstimator.__repr__
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
+        tags = image_input_tags(super().__sklearn_tags__())
         tags.non_deterministic = False
         return tags
 
