@@ -39,7 +39,7 @@ finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6  exploratory: the "cpu" recipe w
               shades-of-gray colour constancy (``colour_constancy="shades_of_gray"``)
 cpu           the "cpu" recipe as skderm.recipes has it now (the same settings as
               finetune_192_meta_all_fu3_la_mix04_cut10_tc, trained afresh);
-              cpu_seed1 the same with random_state=1
+              cpu_seed1 the same with random_state=1 (cpu_seed2: 2)
 gpu           the "gpu" recipe (skderm.recipes): EfficientNet-Lite2 at 240x320 with
               metadata, every layer fine-tuned for 15 epochs; meant for a CUDA GPU
 ensemble      soft vote of the saved out-of-fold probabilities of --members
@@ -194,8 +194,9 @@ FINETUNE_VARIANTS["finetune_192_meta_all_fu3_la_mix04_cut10_tc_cc6"] = {
 FINETUNE_VARIANTS["cpu"] = {}
 # and with the seed of the _seed1 variant, to compare two draws of each code
 FINETUNE_VARIANTS["cpu_seed1"] = {"random_state": 1}
+FINETUNE_VARIANTS["cpu_seed2"] = {"random_state": 2}
 # the skderm.recipes recipe each variant starts from (default "cpu_images")
-VARIANT_BASE = {"gpu": "gpu", "cpu": "cpu", "cpu_seed1": "cpu"}
+VARIANT_BASE = {"gpu": "gpu", "cpu": "cpu", "cpu_seed1": "cpu", "cpu_seed2": "cpu"}
 
 
 # the frozen recipes with shades-of-gray colour constancy (exploratory: what it
