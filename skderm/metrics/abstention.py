@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.confusion import balanced_accuracy_from_confusion, confusion_from_codes
 from skderm.metrics.validation import check_scored, check_share, encode_labels
 
@@ -54,6 +55,7 @@ def referral_mask(y_proba: Any, *, refer: float = 0.1) -> np.ndarray:
     return referred
 
 
+@fill_doc
 def referral_balanced_accuracy(
     y_true: Any, y_proba: Any, *, refer: float = 0.1, classes: Sequence | None = None
 ) -> float:
@@ -62,16 +64,12 @@ def referral_balanced_accuracy(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
+    %(y_true)s
+    %(y_proba)s
     refer : float, default=0.1
         Share of the images referred, in [0, 1); 0 is the plain balanced
         accuracy.
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(classes)s
 
     Returns
     -------
@@ -85,6 +83,7 @@ def referral_balanced_accuracy(
     return float(balanced_accuracy_from_confusion(cm))
 
 
+@fill_doc
 def risk_coverage_curve(
     y_true: Any, y_proba: Any, *, classes: Sequence | None = None
 ) -> pd.DataFrame:
@@ -92,13 +91,7 @@ def risk_coverage_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(scored)s
 
     Returns
     -------

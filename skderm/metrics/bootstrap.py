@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.confusion import (
     CONFUSION_METRICS,
     canonical_metric,
@@ -121,6 +122,7 @@ def _prepare(y_true: Any, y_pred: Any, groups: Any | None):
     return y_true, y_pred, gid, labels
 
 
+@fill_doc
 def bootstrap_ci(
     y_true: Any,
     y_pred: Any,
@@ -135,10 +137,8 @@ def bootstrap_ci(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     metric : {"balanced_accuracy", "bacc", "mcc", "accuracy"} or callable, \
 default="balanced_accuracy"
         The named metrics are computed from resampled confusion matrices
@@ -200,6 +200,7 @@ def _bootstrap_named(
     }
 
 
+@fill_doc
 def bootstrap_report(
     y_true: Any,
     y_pred: Any,
@@ -214,10 +215,8 @@ def bootstrap_report(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     groups : array-like of shape (n_samples,), default=None
         Lesion ids; when given, lesions are resampled (see :func:`bootstrap_ci`).
     metrics : sequence of str, default=("balanced_accuracy", "mcc")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.validation import check_integer, check_scored
 
 __all__ = ["reliability_curve", "expected_calibration_error", "brier_score"]
@@ -45,6 +46,7 @@ def _bin_table(confidence: np.ndarray, outcome: np.ndarray, n_bins: int) -> pd.D
                          "confidence": mean_conf, "accuracy": accuracy})
 
 
+@fill_doc
 def reliability_curve(
     y_true: Any,
     y_proba: Any,
@@ -57,13 +59,7 @@ def reliability_curve(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column of ``y_proba`` (``model.classes_``); default:
-        the sorted labels of ``y_true``.
+    %(scored)s
     n_bins : int, default=15
         Number of equal-width confidence bins on [0, 1].
     label : class label, default=None
@@ -90,6 +86,7 @@ def _ece(table: pd.DataFrame) -> float:
     return float((gap * filled["count"]).sum() / filled["count"].sum())
 
 
+@fill_doc
 def expected_calibration_error(
     y_true: Any,
     y_proba: Any,
@@ -103,13 +100,7 @@ def expected_calibration_error(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(scored)s
     n_bins : int, default=15
         Number of equal-width bins. More bins see finer miscalibration but
         add noise on small test sets.
@@ -140,6 +131,7 @@ def expected_calibration_error(
     return pd.Series(values, index=pd.Index(classes.tolist(), dtype=object), name="ece")
 
 
+@fill_doc
 def brier_score(y_true: Any, y_proba: Any, *, classes: Sequence | None = None) -> float:
     """Multiclass Brier score: mean over samples of the squared distance between the
     probability vector and the one-hot truth.
@@ -151,13 +143,7 @@ def brier_score(y_true: Any, y_proba: Any, *, classes: Sequence | None = None) -
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(scored)s
 
     Returns
     -------

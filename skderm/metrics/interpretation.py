@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.validation import check_integer, check_pair, check_scored, encode_labels
 
 __all__ = ["top_losses", "most_confused"]
 
 
+@fill_doc
 def top_losses(
     y_true: Any, y_proba: Any, *, classes: Sequence | None = None, k: int = 9
 ) -> pd.DataFrame:
@@ -25,13 +27,7 @@ def top_losses(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(scored)s
     k : int, default=9
         Number of rows at most (fewer when fewer images are wrong).
 
@@ -60,15 +56,14 @@ def top_losses(
     return wrong.sort_values("loss", ascending=False, kind="stable").head(k)
 
 
+@fill_doc
 def most_confused(y_true: Any, y_pred: Any, *, min_count: int = 1) -> pd.DataFrame:
     """Pairs of (true, predicted) classes the model mixes up, most frequent first.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     min_count : int, default=1
         Leave out pairs seen fewer times.
 

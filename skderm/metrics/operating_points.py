@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.bootstrap import (
     as_generator,
     check_bootstrap_params,
@@ -37,6 +38,7 @@ __all__ = [
 MALIGNANT = ("akiec", "bcc", "mel")
 
 
+@fill_doc
 def binary_scores(
     y_true: Any, y_proba: Any, *, positive: Any, classes: Sequence | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -44,15 +46,11 @@ def binary_scores(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
+    %(y_true)s
+    %(y_proba)s
     positive : label or sequence of labels
         The positive class (``"mel"``) or classes (:data:`MALIGNANT`).
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(classes)s
 
     Returns
     -------
@@ -111,6 +109,7 @@ def _single(y_true, y_proba, positive, classes, kind, target) -> float:
     return _point(roc, kind, target)[0]
 
 
+@fill_doc
 def sensitivity_at_specificity(
     y_true: Any, y_proba: Any, *, positive: Any, specificity: float = 0.9,
     classes: Sequence | None = None,
@@ -119,17 +118,13 @@ def sensitivity_at_specificity(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
+    %(y_true)s
+    %(y_proba)s
     positive : label or sequence of labels
         The positive class or classes (:data:`MALIGNANT`).
     specificity : float, default=0.9
         The specificity to reach, in [0, 1].
-    classes : sequence, default=None
-        Class of each column of ``y_proba``; default: the sorted labels of
-        ``y_true``.
+    %(classes)s
 
     Returns
     -------

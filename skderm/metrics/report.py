@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.confusion import (
     CONFUSION_METRICS,
     confusion_from_codes,
@@ -44,6 +45,7 @@ _PER_CLASS_COLUMNS = ("precision", "recall", "specificity", "f1", "auc")
 _OVERALL_ROWS = ("balanced_accuracy", "mcc", "accuracy")
 
 
+@fill_doc
 def specificity_score(
     y_true: Any,
     y_pred: Any,
@@ -58,10 +60,8 @@ def specificity_score(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     labels : sequence, default=None
         Classes to score, in order. Must contain every label of ``y_true`` and
         ``y_pred``; may add absent ones. Default: sorted union of both.
@@ -111,6 +111,7 @@ def roc_auc_per_class(
     return out
 
 
+@fill_doc
 def classification_report_frame(
     y_true: Any,
     y_pred: Any,
@@ -125,8 +126,7 @@ def classification_report_frame(
     ----------
     y_true : array-like of shape (n_samples,)
         True labels (strings or integers).
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_pred)s
     y_proba : array-like of shape (n_samples, n_classes), default=None
         Predicted probabilities (``model.predict_proba(X)``); column ``j``
         belongs to ``classes[j]``. Needed for the ``auc`` column.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.abstention import risk_coverage_curve
 from skderm.metrics.calibration import expected_calibration_error, reliability_curve
 from skderm.plotting.figure import figure_and_axes, require_matplotlib
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 __all__ = ["plot_reliability_diagram", "plot_risk_coverage"]
 
 
+@fill_doc
 def plot_reliability_diagram(
     y_true: Any,
     y_proba: Any,
@@ -31,19 +33,12 @@ def plot_reliability_diagram(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column (``model.classes_``); default: the sorted labels
-        of ``y_true``.
+    %(scored)s
     n_bins : int, default=15
         Equal-width confidence bins (:func:`skderm.metrics.reliability_curve`).
     label : class label, default=None
         ``None`` for the top label, or one class's one-vs-rest probability.
-    ax : matplotlib Axes, default=None
-        Where to draw; ``None`` creates a new figure.
+    %(ax)s
 
     Returns
     -------
@@ -77,6 +72,7 @@ def plot_reliability_diagram(
     return fig
 
 
+@fill_doc
 def plot_risk_coverage(
     y_true: Any,
     y_proba: Any,
@@ -91,15 +87,8 @@ def plot_risk_coverage(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities; column ``j`` belongs to ``classes[j]``.
-    classes : sequence, default=None
-        Class of each column (``model.classes_``); default: the sorted labels
-        of ``y_true``.
-    ax : matplotlib Axes, default=None
-        Where to draw; ``None`` creates a new figure.
+    %(scored)s
+    %(ax)s
 
     Returns
     -------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.validation import check_pair, resolve_labels
 from skderm.plotting.figure import figure_and_axes, new_figure, require_matplotlib
 
@@ -48,6 +49,7 @@ def _draw_confusion(ax: Axes, y_true, y_pred, labels, normalize, title) -> None:
     ax.set_title(title)
 
 
+@fill_doc
 def plot_confusion_matrix(
     y_true: Any,
     y_pred: Any,
@@ -61,10 +63,8 @@ def plot_confusion_matrix(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     labels : sequence, default=None
         Row and column order. Must contain every label of ``y_true`` and
         ``y_pred``; may add absent classes (e.g. ``DX_CLASSES``). Default:
@@ -73,8 +73,7 @@ def plot_confusion_matrix(
         ``None`` shows counts; ``"true"`` divides each row by its class's
         count, so the diagonal is each class's recall (sensitivity), the view
         ISIC 2018 ranks by; ``"pred"`` divides columns, ``"all"`` the total.
-    ax : matplotlib Axes, default=None
-        Where to draw; ``None`` creates a new figure.
+    %(ax)s
     title : str, default=None
         Axes title; ``None`` says what the numbers are.
 
@@ -96,6 +95,7 @@ def _confusion_size(n_labels: int) -> tuple[float, float]:
     return side + 1.0, side  # the extra inch is the colorbar
 
 
+@fill_doc
 def plot_confusion_matrices(
     y_true: Any,
     y_pred: Any,
@@ -106,10 +106,8 @@ def plot_confusion_matrices(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    %(y_true)s
+    %(y_pred)s
     labels : sequence, default=None
         Row and column order (see :func:`plot_confusion_matrix`).
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skderm._utils.docs import fill_doc
 from skderm.metrics.validation import check_scored
 from skderm.plotting.figure import figure_and_axes, require_matplotlib
 
@@ -30,6 +31,7 @@ def _one_vs_rest_input(y_true, y_proba, classes, what: str):
     return y_true, proba, classes, plotted
 
 
+@fill_doc
 def plot_roc(
     y_true: Any,
     y_proba: Any,
@@ -41,14 +43,7 @@ def plot_roc(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities (``model.predict_proba(X)``).
-    classes : sequence
-        Class of each column of ``y_proba``, as ``model.classes_``.
-    ax : matplotlib Axes, default=None
-        Where to draw; ``None`` creates a new figure.
+    %(curves)s
 
     Returns
     -------
@@ -79,6 +74,7 @@ def plot_roc(
     return fig
 
 
+@fill_doc
 def plot_precision_recall(
     y_true: Any,
     y_proba: Any,
@@ -94,14 +90,7 @@ def plot_precision_recall(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_proba : array-like of shape (n_samples, n_classes)
-        Predicted probabilities (``model.predict_proba(X)``).
-    classes : sequence
-        Class of each column of ``y_proba``, as ``model.classes_``.
-    ax : matplotlib Axes, default=None
-        Where to draw; ``None`` creates a new figure.
+    %(curves)s
 
     Returns
     -------
