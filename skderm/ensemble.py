@@ -44,7 +44,7 @@ class LesionVotingClassifier(VotingClassifier):
 
     def fit(self, X, y, **fit_params):
         """Fit every member on ``X`` and the labels ``y``."""
-        y = check_labels(y)
+        y = check_labels(y, owner=type(self).__name__)
         self.le_ = LabelEncoder().fit(y)
         self.classes_ = self.le_.classes_
         # VotingClassifier.fit would pass the members codes; its base class fits them as given

@@ -229,7 +229,7 @@ def collate(batch):
     return _stack_images(list(xs)), y
 
 
-def check_labels(y) -> np.ndarray:
+def check_labels(y, owner: str = "LesionClassifier") -> np.ndarray:
     """Validate class labels: 1-D, no missing values, discrete, at least two classes.
 
     Parameters
@@ -238,6 +238,8 @@ def check_labels(y) -> np.ndarray:
         Labels: text (``"mel"``), integers, booleans, or a pandas
         ``Categorical`` (its values are the labels; unused categories are not
         classes).
+    owner : str, default="LesionClassifier"
+        The estimator the error messages name.
 
     Returns
     -------
@@ -257,7 +259,7 @@ def check_labels(y) -> np.ndarray:
     from sklearn.utils.multiclass import type_of_target
 
     if y is None:
-        raise ValueError("LesionClassifier requires y to be passed, but the target y is None: "
+        raise ValueError(f"{owner} requires y to be passed, but the target y is None: "
                          "pass one label per image (e.g. data.target)")
     if isinstance(y, (pd.Series, pd.Index)):
         y = y.to_numpy()

@@ -60,6 +60,11 @@ def test_lesion_vote_members_see_labels_so_warnings_name_classes(data):
     assert vote.voting == "soft" and "voting" not in vote.get_params()
 
 
+def test_lesion_vote_without_labels_names_itself(data):
+    with pytest.raises(ValueError, match=r"^LesionVotingClassifier requires y"):
+        LesionVotingClassifier(_members()).fit(data.data, None)
+
+
 def test_voting_weights_tunable_by_grid_search_and_persisted(data, tmp_path):
     X, y, groups = data.data, data.target, data.groups
     search = GridSearchCV(
