@@ -89,7 +89,7 @@ FREEZE_AUGMENT_MIX = {"freeze": 2, "augmentation": "default", "mixup": Mixup(0.4
 ])
 def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_path, extra):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = {**FAST, "max_epochs": 5, "patience": None, **extra}
+    kw = {**FAST, "max_epochs": 5, "callbacks__early_stopping__patience": None, **extra}
     full = LesionClassifier(**kw, callbacks=[("crash", CrashInEpoch())]).fit(X, y)
 
     with pytest.raises(Crash):
@@ -110,7 +110,8 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_p
 
 def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, max_epochs=12, patience=2, checkpoint_dir=tmp_path)
+    kw = dict(FAST, max_epochs=12, callbacks__early_stopping__patience=2,
+              checkpoint_dir=tmp_path)
     full = LesionClassifier(**kw).fit(X, y)
     assert len(full.history_) < 12, "the set-up needs a run that stops early"
     # resuming the finished run trains nothing more and restores the same best model
@@ -122,7 +123,8 @@ def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
 
 def test_raising_max_epochs_continues_a_finished_run(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, lr_schedule="constant", patience=None, checkpoint_dir=tmp_path)
+    kw = dict(FAST, lr_schedule="constant", callbacks__early_stopping__patience=None,
+              checkpoint_dir=tmp_path)
     LesionClassifier(**kw, max_epochs=2).fit(X, y)
     longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
     assert len(_ckpts(tmp_path)) == 1, "the longer fit did not resume the shorter one"
@@ -135,7 +137,7 @@ def test_cosine_runs_of_another_length_never_resume_each_other(tiny_lesions, tmp
     """The cosine rate of every epoch depends on max_epochs: a longer run that
     resumed a shorter one's finished checkpoint would restart its annealing."""
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, patience=None, checkpoint_dir=tmp_path)
+    kw = dict(FAST, callbacks__early_stopping__patience=None, checkpoint_dir=tmp_path)
     LesionClassifier(**kw, max_epochs=2).fit(X, y)
     longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
     straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
@@ -149,7 +151,8 @@ def test_cosine_runs_of_another_length_never_resume_each_other(tiny_lesions, tmp
 
 def test_other_settings_or_data_never_resume_a_checkpoint(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, max_epochs=2, patience=None, checkpoint_dir=tmp_path)
+    kw = dict(FAST, max_epochs=2, callbacks__early_stopping__patience=None,
+              checkpoint_dir=tmp_path)
     LesionClassifier(**kw).fit(X, y)
     other_lr = LesionClassifier(**dict(kw, lr=1e-3), warm_start=True).fit(X, y)
     fewer_rows = LesionClassifier(**kw, warm_start=True).fit(X.iloc[:50], y.iloc[:50])
@@ -299,7 +302,8 @@ _PAUSING_TRAIN = textwrap.dedent("""
 def test_cli_resume_after_kill_matches_an_uninterrupted_run(tiny_lesions, tmp_path):
     opts = ["--data", str(tiny_lesions.directory), "--backbone", "tiny", "--weights", "none",
             "--image-size", "32", "32", "--epochs", "5", "--param", "valid_size=0.3",
-            "--param", "patience=None", "--param", "lr_schedule='cosine'", "--quiet"]
+            "--param", "callbacks__early_stopping__patience=None",
+            "--param", "lr_schedule='cosine'", "--quiet"]
     killed_out, marker = tmp_path / "killed.skderm", tmp_path / "paused"
     script = tmp_path / "pausing_train.py"
     script.write_text(_PAUSING_TRAIN)

@@ -337,8 +337,8 @@ def test_clone_of_fitted_is_unfitted_and_cheap(fitted):
 
 
 def test_get_params_with_bad_monitor_does_not_raise():
-    clf = make_clf(monitor="x")
-    assert clf.get_params()["monitor"] == "x"
+    clf = make_clf(callbacks__early_stopping__monitor=3)
+    assert clone(clf).get_params(deep=False)["callbacks__early_stopping__monitor"] == 3
     clf.set_params(lr=0.1)
 
 
@@ -379,8 +379,12 @@ def test_predict_is_deterministic_with_augmentation(fitted, data):
 
 
 def test_device_auto_survives_fit(fitted):
+    from skderm.classifier import resolve_device
+
     assert fitted.get_params()["device"] == "auto"
-    assert clone(fitted).device == "auto"
+    assert clone(fitted).get_params()["device"] == "auto"
+    assert "device='auto'" not in repr(fitted)  # the default, so not shown
+    assert fitted.device == resolve_device("auto")  # what skorch reads: the device chosen
     assert next(fitted.module_.parameters()).device.type == "cpu"
 
 
@@ -786,7 +790,8 @@ def test_early_stopping_restores_the_best_epoch(data):
     snap = Snapshot()
     # a fast rate makes the validation MCC rise and fall: with this seed it peaks in
     # epoch 3, and patience 2 stops the run after epoch 5
-    clf = make_clf(max_epochs=6, lr=0.02, monitor="mcc", patience=2,
+    clf = make_clf(max_epochs=6, lr=0.02, callbacks__early_stopping__monitor="valid_mcc",
+                   callbacks__early_stopping__patience=2,
                    callbacks=[("snapshot", snap)]).fit(X, y)
     history = np.asarray(clf.history_[:, "valid_mcc"], dtype=float)
     assert len(history) < 6, "early stopping did not stop the run"
@@ -796,20 +801,41 @@ def test_early_stopping_restores_the_best_epoch(data):
     assert restored == pytest.approx(history.max())
 
 
-@pytest.mark.parametrize("monitor", ["loss", "bacc"])
+@pytest.mark.parametrize("monitor", ["valid_loss", "valid_bacc"])
 def test_early_stopping_stops_on_a_plateau(data, monitor):
     X, y = data
     # nothing can change: frozen backbone, zero learning rate -> constant scores
-    clf = make_clf(max_epochs=8, lr=0.0, freeze="backbone", monitor=monitor, patience=1)
+    clf = make_clf(max_epochs=8, lr=0.0, freeze="backbone",
+                   callbacks__early_stopping__monitor=monitor,
+                   callbacks__early_stopping__patience=1)
     clf.fit(X, y)
     assert len(clf.history_) == 2
 
 
+def test_early_stopping_infers_the_direction_from_the_monitor():
+    stopper = lambda m: dict(make_clf(callbacks__early_stopping__monitor=m)  # noqa: E731
+                             .initialize_callbacks().callbacks_)["early_stopping"]
+    assert stopper("valid_loss")._lower() and not stopper("valid_mcc")._lower()
+    explicit = make_clf(callbacks__early_stopping__monitor="valid_loss",
+                        callbacks__early_stopping__lower_is_better=False).initialize_callbacks()
+    assert not dict(explicit.callbacks_)["early_stopping"]._lower()
+
+
+@pytest.mark.parametrize("param, value, match", [
+    ("patience", 0, "int >= 1"), ("patience", 1.5, "int >= 1"), ("monitor", 3, "history key"),
+    ("monitor", "valid_f1", "is not recorded.*valid_mcc"),
+])
+def test_bad_early_stopping_params_are_named(data, param, value, match):
+    clf = make_clf(max_epochs=2, **{f"callbacks__early_stopping__{param}": value})
+    with pytest.raises(ValueError, match=f"callbacks__early_stopping__{param}={value!r}.*{match}"):
+        clf.fit(*data)
+
+
 def test_mcc_early_stopping_treats_an_equal_negative_score_as_no_improvement(data):
     X, y = data
-    clf = make_clf(monitor="mcc").initialize_callbacks()
+    clf = make_clf(callbacks__early_stopping__monitor="valid_mcc").initialize_callbacks()
     stopper = dict(clf.callbacks_)["early_stopping"]
-    assert stopper.monitor == "valid_mcc" and not stopper.lower_is_better
+    assert stopper.monitor == "valid_mcc" and not stopper._lower()
     # skorch's default relative threshold is score * (1 + 1e-4): for a negative
     # MCC that lies *below* the score, so repeating it would count as improving
     stopper.dynamic_threshold_ = stopper._calc_new_threshold(-0.2)
@@ -823,7 +849,8 @@ def test_valid_size_none_trains_all_epochs_without_validation(data):
     assert len(clf.history_) == 3
     assert snap.datasets[1] is None
     assert len(snap.datasets[0]) == len(X)
-    assert "early_stopping" not in dict(clf.callbacks_)
+    # early stopping is there (its parameters can be set) but has nothing to watch
+    assert dict(clf.callbacks_)["early_stopping"].best_model_weights_ is None
     assert "valid_loss" not in clf.history_[-1]
 
 
@@ -871,8 +898,8 @@ def test_too_few_lesions_warning_speaks_the_users_terms(data):
 @pytest.mark.parametrize("param, value", [
     ("freeze", True),
     ("freeze", "all"), ("freeze", -1),
-    ("criterion", "x"), ("monitor", "x"), ("valid_size", 1.5), ("valid_size", 0),
-    ("module__dropout", 1.0), ("class_weight", "x"), ("backbone", "nope"), ("patience", 0),
+    ("criterion", "x"), ("valid_size", 1.5), ("valid_size", 0),
+    ("module__dropout", 1.0), ("class_weight", "x"), ("backbone", "nope"),
     ("module__hidden_units", 0), ("augmentation", "strong"), ("mixed_precision", "x"),
     ("max_epochs", 0), ("lr_schedule", "x"), ("tta", "yes"), ("freeze_until", 3),
     ("mixup", 0.4), ("mixup", Mixup(-0.1)), ("mixup", Mixup("0.2")), ("mixup", Mixup(True)),
@@ -1006,17 +1033,21 @@ def test_bf16_autocast_and_channels_last_run_on_cpu(data):
     assert clf.module_.head[-1].weight.dtype == torch.float32  # autocast, not a cast
 
 
-def test_progress_bar_option_adds_skorch_progress_bar(data, capsys):
+def test_verbose_2_adds_skorch_progress_bar(data, capsys):
     X, y = data
+    quiet = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=1,
+                             valid_size=None, verbose=1).initialize_callbacks()
+    assert "progress_bar" not in dict(quiet.callbacks_)
     clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=1,
-                           valid_size=None, verbose=1, progress_bar=True).fit(X, y)
+                           valid_size=None, verbose=2).fit(X, y)
     assert "progress_bar" in dict(clf.callbacks_)
     assert "train_loss" in capsys.readouterr().out  # the epoch table is still printed
 
 
 def test_verbose_zero_prints_nothing(data, capsys):
     # validation split, early stopping and the epoch table all stay quiet
-    make_clf(max_epochs=3, patience=1, lr=0.0, freeze="backbone").fit(*data)
+    make_clf(max_epochs=3, callbacks__early_stopping__patience=1, lr=0.0,
+             freeze="backbone").fit(*data)
     assert capsys.readouterr().out == ""
 
 
@@ -1089,11 +1120,11 @@ def test_device_auto_works_for_skorch_calls_beyond_predict(fitted, data):
     import pickle
 
     X, _ = data
-    assert fitted.device == "auto"
+    assert fitted.get_params()["device"] == "auto"
     out = fitted.forward(X[:4])  # a generator inside skorch: the device resolved per batch
     assert out.shape == (4, len(fitted.classes_))
     again = pickle.loads(pickle.dumps(fitted))
-    assert again.device == "auto"
+    assert again.get_params()["device"] == "auto"
     np.testing.assert_allclose(again.predict_proba(X[:4]), fitted.predict_proba(X[:4]))
 
 
@@ -1110,6 +1141,6 @@ def test_progress_bars_do_not_change_the_checkpoint_file(tmp_path):
     from skderm.inputs import LesionDataset
 
     dataset = LesionDataset([np.zeros((8, 8, 3), np.uint8)], np.array([0]))
-    paths = {checkpoint_path(make_clf(checkpoint_dir=tmp_path, progress_bar=flag), dataset)
-             for flag in (False, True)}
+    paths = {checkpoint_path(make_clf(checkpoint_dir=tmp_path, verbose=level), dataset)
+             for level in (0, 1, 2)}
     assert len(paths) == 1

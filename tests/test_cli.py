@@ -544,7 +544,7 @@ def shifted(tiny_lesions, tmp_path_factory):
     from skderm.recipes import make_lesion_level
 
     clf = make_lesion_level("cpu", backbone="tiny", weights=None, image_size=(32, 32),
-                            max_epochs=2, verbose=0, progress_bar=False)
+                            max_epochs=2, verbose=0)
     clf.fit(tiny_lesions.data, tiny_lesions.target)
     proba = clf.predict_proba(tiny_lesions.data)
     for shift in (-0.5, -1.0, -2.0, 0.5, 1.0, 2.0, 4.0):

@@ -29,8 +29,8 @@ def test_tensorboard_records_each_epochs_losses(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
     logger = TensorBoard(SummaryWriter(tmp_path), key_mapper=_tag)
     clf = LesionClassifier(backbone="tiny", weights=None, image_size=(48, 64), max_epochs=2,
-                           valid_size=0.3, patience=None, batch_size=16, verbose=0,
-                           random_state=0, callbacks=[logger])
+                           valid_size=0.3, callbacks__early_stopping__patience=None,
+                           batch_size=16, verbose=0, random_state=0, callbacks=[logger])
     clf.fit(X, y)
 
     events = EventAccumulator(str(tmp_path))

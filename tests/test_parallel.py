@@ -206,7 +206,7 @@ def test_accelerated_classifier_default_accelerator_clone_and_pickle(tiny_lesion
 
     path = save_model(clf, tmp_path / "accelerated.skderm")
     loaded = load_model(path)
-    assert type(loaded) is LesionClassifier and loaded.device == "auto"
+    assert type(loaded) is LesionClassifier and loaded.get_params()["device"] == "auto"
     np.testing.assert_allclose(loaded.predict_proba(tiny_lesions.data), proba, rtol=0, atol=1e-6)
 
     shared = Accelerator(cpu=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from numbers import Integral
 
+from sklearn.base import clone
 from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.hf import AccelerateMixin
+from skorch.utils import to_tensor
 
 from skderm.accelerate._placement import NetworkPlacementMixin, forget
 from skderm.classifier import LesionClassifier
-from skderm.classifier.params import forwarding_signature
+from skderm.classifier.params import ResolvedParam, forwarding_signature
 
 __all__ = ["AcceleratedLesionClassifier"]
 
@@ -33,18 +34,19 @@ def _no_print(*args, **kwargs) -> None:
 
 
 def _with_accelerator(method):
-    """Run ``method`` with ``self.accelerator`` resolved from ``None``.
-
-    ``accelerator=None`` must stay what ``get_params`` returns (sklearn's clone
-    contract), so the default Accelerator, created once per estimator and kept
-    in ``accelerator_``, is swapped in only for the duration of the call.
-    """
+    """Create the default Accelerator (``accelerator_``) before ``method`` if none was given."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self._accelerator_resolved():
-            return method(self, *args, **kwargs)
+        self._ensure_accelerator()
+        return method(self, *args, **kwargs)
 
     return wrapper
+
+
+def _given_or_default(net, accelerator):
+    # accelerator=None stays the parameter (sklearn's clone contract); skorch reads the
+    # default Accelerator, created once per estimator by _ensure_accelerator
+    return accelerator if accelerator is not None else getattr(net, "accelerator_", None)
 
 
 class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, LesionClassifier):
@@ -128,60 +130,34 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
     # ------------------------------------------------------------------
     # the accelerator and the device
     # ------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _accelerator_resolved(self):
-        requested = self.__dict__.get("accelerator")
-        if requested is not None:
-            yield
-            return
-        if self.__dict__.get("accelerator_") is None:
-            self.accelerator_ = _default_accelerator()
-        self.__dict__["accelerator"] = self.accelerator_
-        try:
-            yield
-        finally:
-            self.__dict__["accelerator"] = requested
+    accelerator = ResolvedParam(_given_or_default)
 
-    @contextlib.contextmanager
-    def _on_accelerator_device(self):
-        # LesionClassifier reads self.device for pinned memory, autocast and
-        # channels_last; the Accelerator's device answers those questions here
-        if self.__dict__.get("device") is not None:
-            yield
-            return
-        self.__dict__["device"] = str(self.accelerator.device)
-        try:
-            yield
-        finally:
-            self.__dict__["device"] = None
+    def _ensure_accelerator(self) -> None:
+        if self.accelerator is None:
+            self.accelerator_ = _default_accelerator()
+
+    def _compute_device(self):
+        # device=None: the Accelerator places, and answers where batches, pinned memory,
+        # autocast and channels_last go
+        return self.device if self.device is not None else str(self.accelerator.device)
 
     def _use_amp(self) -> bool:
         if getattr(self.accelerator, "mixed_precision", "no") != "no":
             return False  # the Accelerator's own autocast does it
-        with self._on_accelerator_device():
-            return super()._use_amp()
+        return super()._use_amp()
 
-    def _use_channels_last(self) -> bool:
-        with self._on_accelerator_device():
-            return super()._use_channels_last()
-
-    def _get_param_names(self):
-        # skorch lists every attribute not ending in "_": the mixin's private
-        # flag would be copied by clone, and a clone of a net fitted with
-        # unwrap_after_train=False would then never prepare its own network
-        return [k for k in super()._get_param_names() if k != "_wrapped_with_accelerator"]
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        # validation batches come from unprepared loaders: y to the Accelerator's device
+        y_true = to_tensor(y_true, device=self._compute_device())
+        return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     def __sklearn_clone__(self):
-        # a deep copy of an Accelerator gets its own GradientState, which the
-        # loaders it prepares do not update (skorch issue #944)
-        accelerator = self.__dict__.get("accelerator")
-        self.__dict__["accelerator"] = None
-        try:
-            clone = super().__sklearn_clone__()
-        finally:
-            self.__dict__["accelerator"] = accelerator
-        clone.__dict__["accelerator"] = accelerator
-        return clone
+        # every clone shares the Accelerator given: a deep copy gets its own GradientState,
+        # which the loaders it prepares do not update (skorch issue #944)
+        params = self.get_params(deep=False)
+        shared = params.pop("accelerator")
+        return type(self)(accelerator=shared,
+                          **{k: clone(v, safe=False) for k, v in params.items()})
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -235,23 +211,16 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
         # sink prints even with verbose=0. Here the main process prints as
         # LesionClassifier does and the others print nothing.
         main = bool(getattr(self.accelerator, "is_main_process", True))
-        sink = self.__dict__.get("callbacks__print_log__sink")
-        auto = isinstance(sink, str) and sink == "auto"  # skorch's spelling, if passed
-        if auto:
-            self.__dict__["callbacks__print_log__sink"] = print if main else _no_print
-        try:
-            super(AccelerateMixin, self)._initialize_callbacks()
-        finally:
-            if auto:
-                self.__dict__["callbacks__print_log__sink"] = "auto"
+        super(AccelerateMixin, self)._initialize_callbacks()
         for _, cb in self.callbacks_:
+            if isinstance(cb, PrintLog) and isinstance(cb.sink, str) and cb.sink == "auto":
+                cb.sink = print  # skorch's spelling, if passed
             if not main and isinstance(cb, (EarlyStopping, PrintLog)) and cb.sink is print:
                 cb.sink = _no_print
         return self
 
     def get_iterator(self, dataset, training=False):
-        with self._on_accelerator_device():
-            loader = super(AccelerateMixin, self).get_iterator(dataset, training=training)
+        loader = super(AccelerateMixin, self).get_iterator(dataset, training=training)
         if not training:
             # Validation and prediction are not sharded: every process runs
             # them whole, so every process records the same validation scores
@@ -264,17 +233,7 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
 
     def evaluation_step(self, batch, training=False):
         # not the mixin's: its gather_for_metrics is for sharded loaders
-        with self._on_accelerator_device():
-            return super(AccelerateMixin, self).evaluation_step(batch, training=training)
-
-    def validation_step(self, batch, **fit_params):
-        # the batch comes from an unprepared loader: get_loss puts y on the device
-        with self._on_accelerator_device():
-            return super().validation_step(batch, **fit_params)
-
-    def infer(self, x, **fit_params):
-        with self._on_accelerator_device():
-            return super().infer(x, **fit_params)
+        return super(AccelerateMixin, self).evaluation_step(batch, training=training)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # The mixin unwraps the network here, before the callbacks' own
@@ -329,10 +288,9 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
         return super().predict_proba(X)
 
     def forward_iter(self, X, training=False, device="cpu"):
-        # a generator: the accelerator must stay resolved while it is iterated
-        with self._accelerator_resolved():
-            self._place_network()
-            yield from super().forward_iter(X, training=training, device=device)
+        self._ensure_accelerator()
+        self._place_network()
+        yield from super().forward_iter(X, training=training, device=device)
 
     @_with_accelerator
     def save_params(self, *args, **kwargs):

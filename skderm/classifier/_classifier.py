@@ -23,12 +23,12 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset, to_tensor
 
 from skderm.backbones import build_backbone, get_backbone
-from skderm.classifier.callbacks import MONITORS, default_callbacks
+from skderm.classifier.callbacks import default_callbacks
 from skderm.classifier.checkpoint import checkpoint_path
 from skderm.classifier.data import LesionDataMixin
-from skderm.classifier.device import DeviceMixin, with_resolved_device
+from skderm.classifier.device import DeviceMixin
 from skderm.classifier.inference import InferenceMixin
-from skderm.classifier.network import LesionNet, resolve_device
+from skderm.classifier.network import LesionNet
 from skderm.classifier.params import SklearnParamsMixin, _Range
 from skderm.inputs import check_labels, class_prior, class_weights
 from skderm.losses import LOSSES, CrossEntropy
@@ -76,12 +76,10 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         CutMix, soft targets); searchable as ``mixup__cutmix_alpha``.
     valid_size : float or None, default=0.2
         Fraction of lesions held out (stratified, grouped by ``group_column``)
-        for validation scores, early stopping and best-epoch restore; ``None``
-        trains on everything for ``max_epochs``.
-    monitor : {"bacc", "mcc", "loss"}, default="bacc"
-        Validation score early stopping watches.
-    patience : int or None, default=5
-        Epochs without improvement before stopping; ``None`` never stops.
+        for validation scores and skorch's early stopping, which restores the
+        best epoch (``callbacks__early_stopping__patience=5``, ``__monitor=
+        "valid_bacc"``; see :class:`~skderm.classifier.checkpoint.ResumableEarlyStopping`);
+        ``None`` trains on everything for ``max_epochs``.
     lr_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"``: skorch's ``LRScheduler`` anneals every parameter group's
         rate over ``max_epochs``.
@@ -103,8 +101,12 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         format (``"auto"``: on CUDA and the CPU).
     random_state : int or None, default=None
         Seeds the head, batch order, augmentation and the internal split.
-    progress_bar : bool, default=False
-        Per-batch progress bars.
+    device : "auto", str or torch.device, default="auto"
+        ``"auto"``: CUDA, else MPS, else the CPU. ``clf.device`` reads the
+        device chosen; ``get_params``, ``clone`` and model files keep "auto".
+    verbose : int, default=1
+        0 is silent, 1 prints skorch's epoch table, 2 adds progress bars
+        (decoding, and skorch's ``ProgressBar`` over batches).
     criterion : loss class or name, default=skderm.losses.CrossEntropy
         Any loss taking logits and hard or soft targets, or the name of one of
         skderm's (:data:`skderm.losses.LOSSES`); its settings are
@@ -118,7 +120,7 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         ``module__dropout`` shape the head (:class:`LesionNet`),
         ``optimizer__*``, ``criterion__*``, ``callbacks__*``, ``iterator_*__*``.
         The other named arguments are skorch ``NeuralNet``'s (``lr``,
-        ``max_epochs``, ``batch_size``, ``callbacks``, ``verbose``, ``warm_start`` ...).
+        ``max_epochs``, ``batch_size``, ``callbacks``, ``warm_start`` ...).
 
     Attributes
     ----------
@@ -149,8 +151,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "mixup": [Mixup, None],
         "valid_size": [_Range(Real, 0, 1, closed="neither"), None],
-        "monitor": [StrOptions(set(MONITORS))],
-        "patience": [_Range(Integral, 1, None, closed="left"), None],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "checkpoint_dir": [str, os.PathLike, None],
         "tta": ["boolean"],
@@ -168,12 +168,11 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
                  image_size=None, freeze="none", freeze_until: str | None = None,
                  augmentation="default", colour_constancy=None, class_weight=None,
                  mixup: Mixup | None = None, valid_size: float | None = 0.2,
-                 monitor: str = "bacc", patience: int | None = 5, lr_schedule: str = "constant",
+                 lr_schedule: str = "constant",
                  checkpoint_dir=None, tta: bool = False, test_crop="auto",
                  path_column: str = "path", group_column: str | None = "lesion_id",
                  metadata_columns: list[str] | None = None, mixed_precision="auto",
                  channels_last="auto", random_state: int | None = None,
-                 progress_bar: bool = False,
                  # skorch's parameters, with LesionClassifier's defaults where they differ
                  module=LesionNet, criterion=CrossEntropy, optimizer=torch.optim.AdamW,
                  lr: float = 1e-3, max_epochs: int = 10, batch_size: int = 32,
@@ -201,8 +200,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         self.class_weight = class_weight
         self.mixup = mixup
         self.valid_size = valid_size
-        self.monitor = monitor
-        self.patience = patience
         self.lr_schedule = lr_schedule
         self.checkpoint_dir = checkpoint_dir
         self.tta = tta
@@ -213,7 +210,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         self.mixed_precision = mixed_precision
         self.channels_last = channels_last
         self.random_state = random_state
-        self.progress_bar = progress_bar
 
     # -- parameters ---------------------------------------------------------
     def _validate_params(self) -> None:
@@ -305,7 +301,7 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         if self.augment_ is not None:
             images = self.augment_(images)
         if self.mixup is not None:
-            target = F.one_hot(to_tensor(y, resolve_device(self.device)).long(),
+            target = F.one_hot(to_tensor(y, self._compute_device()).long(),
                                len(self.classes_)).float()
             images, metadata, y = self.mixup(images, metadata, target)
         x["images"] = images
@@ -319,14 +315,13 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     # -- public API ------------------------------------------------------------
-    @with_resolved_device
     def fit(self, X, y, **fit_params):
         """Fine-tune on images ``X`` (DataFrame, paths or uint8 arrays) with labels ``y``."""
         if fit_params:
             raise TypeError(f"LesionClassifier.fit got unexpected fit parameters "
                             f"{sorted(fit_params)}; skorch would pass them to the network")
         self._validate_params()
-        y = check_labels(y)
+        y = check_labels(y, owner=type(self).__name__)
         if self.random_state is not None:
             # torch's default generator draws the head, augmentation and mixing (skorch's
             # convention); numpy's global one is the user's, and skderm draws nothing from it
@@ -344,27 +339,14 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
                                  else checkpoint_path(self, dataset))
         return super().fit(dataset, y_enc)
 
-    @with_resolved_device
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training without re-initialising (see skorch's ``partial_fit``)."""
         if not is_dataset(X):
             if not self.initialized_:
                 return self.fit(X, y)
-            X = self._dataset(X, self._encode_y(check_labels(y)))
+            X = self._dataset(X, self._encode_y(check_labels(y, owner=type(self).__name__)))
             y = X.y
         return super().partial_fit(X, y, classes=classes, **fit_params)
-
-    @with_resolved_device
-    def initialize(self):
-        return super().initialize()
-
-    @with_resolved_device
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        return super().get_loss(y_pred, y_true, X=X, training=training)
-
-    @with_resolved_device
-    def load_params(self, *args, **kwargs):
-        return super().load_params(*args, **kwargs)
 
     def __getstate__(self):
         state = super().__getstate__()

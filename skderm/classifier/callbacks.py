@@ -39,9 +39,6 @@ from skderm.exceptions import TrainingDivergedError
 __all__ = ["CleanTrainScore", "EpochTable", "FiniteLoss", "FitProgress", "default_callbacks",
            "print_plain_unless_terminal"]
 
-MONITORS = {"bacc": "valid_bacc", "mcc": "valid_mcc", "loss": "valid_loss"}
-
-
 def _bacc(net, X, y):
     with warnings.catch_warnings():
         # a small validation split may lack a rare class: every epoch would say so
@@ -177,15 +174,7 @@ def default_callbacks(net) -> list:
     cbs.append(("finite_loss", FiniteLoss()))
     cbs += _freezing(net.freeze)
     cbs.append(("frozen_norms", FrozenNormsEval()))
-    if net.valid_size is not None or net.train_split is not None:
-        key = MONITORS.get(net.monitor, "valid_bacc") if isinstance(net.monitor, str) \
-            else "valid_bacc"  # a bad monitor is reported by fit
-        cbs.append(("early_stopping", ResumableEarlyStopping(
-            monitor=key, lower_is_better=(key == "valid_loss"),
-            # absolute threshold: a relative one never "improves" on a negative MCC
-            threshold=1e-4, threshold_mode="abs",
-            patience=net.patience if net.patience is not None else 10**9,
-            load_best=True, sink=print)))
+    cbs.append(("early_stopping", ResumableEarlyStopping()))
     if net.checkpoint_dir is not None:
         cbs.append(("checkpoint", EpochCheckpoint()))  # after early stopping
     if isinstance(net.lr_schedule, str) and net.lr_schedule == "cosine":
@@ -193,7 +182,16 @@ def default_callbacks(net) -> list:
         cbs.append(("lr_scheduler", LRScheduler(
             LambdaLR, lr_lambda=functools.partial(_cosine, epochs=net.max_epochs),
             event_name="lr")))
-    if net.progress_bar is True:
+    if net.verbose > 1:
         cbs.append(("progress_bar", ProgressBar()))
     cbs.append(("print_log", EpochTable()))
+    for name, cb in cbs:
+        # skorch applies callbacks__<name>__* in initialize; applying them here too makes
+        # get_params() report them, not the defaults, before that
+        params = net.get_params_for(f"callbacks__{name}")
+        if params:
+            try:
+                cb.set_params(**params)
+            except (TypeError, ValueError):
+                pass  # initialize_callbacks names the bad parameter
     return cbs

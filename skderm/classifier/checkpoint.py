@@ -12,7 +12,7 @@ set, ``max_epochs`` counts the run's epochs, so a resumed fit trains the rest.
 
 The fingerprint hashes the estimator's parameters (not those that change no
 epoch: ``max_epochs`` except under the cosine schedule, ``warm_start``,
-``verbose``, ``progress_bar``, ``checkpoint_dir``, ``device``; the prediction-time view only
+``verbose``, ``checkpoint_dir``, ``device``; the prediction-time view only
 with a validation split) and the training data, so a grid search can share one
 folder and a checkpoint is never resumed against other data or settings.
 
@@ -29,6 +29,7 @@ import json
 import os
 import pickle
 import zipfile
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,8 @@ FORMAT = "skderm-checkpoint"
 FORMAT_VERSION = 2
 
 # parameters that do not change what an epoch computes
-_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "progress_bar",
-                                "checkpoint_dir", "device"})
+_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "checkpoint_dir",
+                                "device"})
 # parameters that change only validation scores and predictions: hashed only
 # with a validation split (then early stopping depends on them)
 _PREDICTION_ONLY = frozenset({"test_crop", "tta"})
@@ -191,7 +192,55 @@ class EpochCheckpoint(Callback):
 
 
 class ResumableEarlyStopping(EarlyStopping):
-    """skorch's EarlyStopping whose bookkeeping a checkpoint saves and restores."""
+    """skorch's EarlyStopping, restoring the best epoch, with bookkeeping a checkpoint saves.
+
+    LesionClassifier's defaults: watch ``valid_bacc``, stop after 5 epochs
+    without an improvement of 1e-4 (absolute: a relative threshold never
+    "improves" on a negative MCC), restore the best epoch's weights.
+    ``patience=None`` never stops but still restores the best epoch;
+    ``lower_is_better=None`` means ``True`` for a monitor ending in "loss".
+    Without a validation split it does nothing. Set as ``callbacks__early_stopping__monitor="valid_mcc"`` and so on.
+    """
+
+    def __init__(self, monitor="valid_bacc", patience=5, threshold=1e-4, threshold_mode="abs",
+                 lower_is_better=None, load_best=True, sink=print):
+        super().__init__(monitor=monitor, patience=patience, threshold=threshold,
+                         threshold_mode=threshold_mode, lower_is_better=lower_is_better,
+                         load_best=load_best, sink=sink)
+
+    def _lower(self) -> bool:
+        if self.lower_is_better is None:
+            return str(self.monitor).endswith("loss")
+        return bool(self.lower_is_better)
+
+    def on_train_begin(self, net, **kwargs):
+        p = self.patience
+        if p is not None and (not isinstance(p, Integral) or isinstance(p, bool) or p < 1):
+            raise ValueError(f"callbacks__early_stopping__patience={p!r} is not valid: use an "
+                             "int >= 1, or None to never stop early (the best epoch is still "
+                             "restored)")
+        if not isinstance(self.monitor, str):
+            raise ValueError(f"callbacks__early_stopping__monitor={self.monitor!r} is not valid: "
+                             "use a history key such as 'valid_bacc', 'valid_mcc' or "
+                             "'valid_loss'")
+        super().on_train_begin(net, **kwargs)
+        self.dynamic_threshold_ = np.inf if self._lower() else -np.inf
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        if dataset_valid is None:
+            return  # no validation split (valid_size=None): nothing to watch or restore
+        if self.monitor not in net.history[-1]:
+            raise ValueError(f"callbacks__early_stopping__monitor={self.monitor!r} is not "
+                             f"recorded; this fit records {sorted(net.history[-1])}")
+        super().on_epoch_end(net, dataset_valid=dataset_valid, **kwargs)
+
+    def _is_score_improved(self, score):
+        return score < self.dynamic_threshold_ if self._lower() else \
+            score > self.dynamic_threshold_
+
+    def _calc_new_threshold(self, score):
+        change = self.threshold * score if self.threshold_mode == "rel" else self.threshold
+        return score - change if self._lower() else score + change
 
     def state(self) -> dict:
         return {"misses": int(self.misses_), "threshold": float(self.dynamic_threshold_),

@@ -104,7 +104,7 @@ class LesionDataMixin:
         if y is not None and len(y) != inp.n:
             raise ValueError(f"X has {inp.n} rows but y has {len(y)} labels")
         images = decode(inp, self._image_size() if fit else self.image_size_,
-                        progress=self.progress_bar is True or self.verbose > 1)
+                        progress=self.verbose > 1)
         return LesionDataset(images, y, self._metadata(inp, fit=fit), inp.groups)
 
     def get_dataset(self, X, y=None):

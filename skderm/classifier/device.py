@@ -1,47 +1,38 @@
 """Where LesionClassifier computes: ``device="auto"``, bfloat16 autocast and NHWC.
 
-skorch reads ``self.device`` as a torch device name. ``"auto"`` stays the
-parameter's value (so ``get_params`` and ``clone`` keep it) and is resolved,
-for the length of each public call, by :func:`with_resolved_device`.
+skorch reads ``self.device`` as a torch device name: it reads ``"auto"``
+resolved (:class:`~skderm.classifier.params.ResolvedParam`), while
+``get_params``, ``clone`` and pickles keep ``"auto"``, so a model moved to a
+machine with a GPU uses it.
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 from skorch.utils import to_tensor
 
 from skderm.classifier.network import resolve_device
+from skderm.classifier.params import ResolvedParam
 
-__all__ = ["DeviceMixin", "with_resolved_device"]
-
-
-def with_resolved_device(method):
-    """Run ``method`` with ``device="auto"`` resolved; ``get_params`` keeps ``"auto"``."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        requested = self.__dict__.get("device")
-        if requested != "auto":
-            return method(self, *args, **kwargs)
-        self.__dict__["device"] = resolve_device("auto")
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self.__dict__["device"] = requested
-    return wrapper
+__all__ = ["DeviceMixin"]
 
 
 class DeviceMixin:
     """The device, precision and memory-format policy of ``device``,
     ``mixed_precision`` and ``channels_last``."""
 
+    device = ResolvedParam(lambda net, value: resolve_device(value))
+
+    def _compute_device(self):
+        """Where batches go (``self.device``; a subclass whose ``device`` is None may differ)."""
+        return self.device
+
     def _to_device(self, x) -> dict:
-        x = to_tensor(x, device=resolve_device(self.device))
+        x = to_tensor(x, device=self._compute_device())
         return dict(x) if isinstance(x, dict) else {"images": x}
 
     def _device_type(self) -> str:
-        return torch.device(resolve_device(self.device)).type
+        return torch.device(self._compute_device() or "cpu").type
 
     def _use_amp(self) -> bool:
         if self.mixed_precision == "auto":
@@ -55,7 +46,7 @@ class DeviceMixin:
 
     def __setstate__(self, state):
         requested = state.get("device")
-        if requested == "auto":
+        if requested == "auto":  # skorch maps the tensors to state["device"]
             state["device"] = resolve_device("auto")
         super().__setstate__(state)
         if requested == "auto":  # skorch may have fallen back from a missing CUDA: keep that

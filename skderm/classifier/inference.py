@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from skorch.utils import is_dataset
 
-from skderm.classifier.device import with_resolved_device
 from skderm.exceptions import TrainingDivergedError
 from skderm.images import cache_mode, iter_chunks
 from skderm.transforms import InferenceView, resolve_augmentation, resolve_colour_constancy
@@ -72,7 +71,6 @@ class InferenceMixin:
             return functools.partial(torch.softmax, dim=1)
         return super()._get_predict_nonlinearity()
 
-    @with_resolved_device
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``, decoded and
         predicted a chunk at a time (:func:`skderm.images.iter_chunks`)."""

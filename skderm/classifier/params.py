@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, validate_parameter_constra
 
 from skderm.inputs import image_input_tags
 
-__all__ = ["SklearnParamsMixin", "forwarding_signature"]
+__all__ = ["ResolvedParam", "SklearnParamsMixin", "forwarding_signature"]
 
 
 class _Range(Interval):
@@ -24,6 +24,29 @@ class _Range(Interval):
 
     def is_satisfied_by(self, val):
         return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+class ResolvedParam:
+    """A parameter kept as given that reads as resolved: ``device="auto"`` reads ``"cpu"``.
+
+    skorch reads ``self.device`` wherever it computes; with this descriptor it
+    reads ``resolve(net, value)``, while ``get_params``, ``clone``, ``repr`` and
+    pickles keep the value the user gave.
+    """
+
+    def __init__(self, resolve):
+        self.resolve = resolve
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, net, owner=None):
+        if net is None:
+            return self
+        return self.resolve(net, net.__dict__.get(self.name))
+
+    def __set__(self, net, value):
+        net.__dict__[self.name] = value
 
 
 class SklearnParamsMixin:
@@ -64,6 +87,14 @@ class SklearnParamsMixin:
                     f"{owner!r}; pass {name}= an object with those parameters first")
             owner.set_params(**values)
         return self
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        for cls in type(self).__mro__:
+            for name, attr in vars(cls).items():
+                if isinstance(attr, ResolvedParam) and name in params:
+                    params[name] = self.__dict__.get(name)  # as given, not as resolved
+        return params
 
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_", private ones included

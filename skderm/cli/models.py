@@ -45,8 +45,9 @@ def build_model(args, log=print):
         log(f"recipe {name!r}: " + ("a CUDA GPU is here (--recipe cpu trains one network)"
                                     if name == "vote" else
                                     "no CUDA GPU (--recipe vote trains the three-network vote)"))
-    overrides = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
-                 "progress_bar": not args.quiet and watched()}
+    # verbose=2 adds progress bars: only for a person watching, not for a log file
+    overrides = {"random_state": args.seed,
+                 "verbose": 0 if args.quiet else 2 if watched() else 1}
     if args.backbone is not None:
         overrides["backbone"] = args.backbone
     if args.epochs is not None:
