@@ -224,7 +224,7 @@ def build(recipe: str, args):
         return features_model(args.backbones[0], size, args.C, **FROZEN[recipe])
     if recipe in FINETUNE_VARIANTS:
         # checkpoints let a fold interrupted here be resumed by the next run
-        overrides = {"verbose": 1, "checkpoint_dir": str(CHECKPOINTS), "warm_start": True,
+        overrides = {"verbose": 1, "callbacks__checkpoint__dirname": str(CHECKPOINTS), "warm_start": True,
                      **FINETUNE_VARIANTS[recipe]}
         if args.epochs is not None:
             overrides["max_epochs"] = args.epochs

@@ -93,13 +93,13 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_p
     full = LesionClassifier(**kw, callbacks=[("crash", CrashInEpoch())]).fit(X, y)
 
     with pytest.raises(Crash):
-        LesionClassifier(**kw, checkpoint_dir=tmp_path,
+        LesionClassifier(**kw, callbacks__checkpoint__dirname=tmp_path,
                          callbacks=[("crash", CrashInEpoch.armed_())]).fit(X, y)
     [name] = _ckpts(tmp_path)  # one file, no temporary left behind
     assert name.startswith("skderm-") and name.endswith(".ckpt")
 
     counter = CrashInEpoch()
-    resumed = LesionClassifier(**kw, checkpoint_dir=tmp_path, warm_start=True,
+    resumed = LesionClassifier(**kw, callbacks__checkpoint__dirname=tmp_path, warm_start=True,
                                callbacks=[("crash", counter)]).fit(X, y)
     # it resumed that run (same file) and trained only the epochs the crash lost
     assert _ckpts(tmp_path) == [name]
@@ -111,7 +111,7 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tiny_lesions, tmp_p
 def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
     kw = dict(FAST, max_epochs=12, callbacks__early_stopping__patience=2,
-              checkpoint_dir=tmp_path)
+              callbacks__checkpoint__dirname=tmp_path)
     full = LesionClassifier(**kw).fit(X, y)
     assert len(full.history_) < 12, "the set-up needs a run that stops early"
     # resuming the finished run trains nothing more and restores the same best model
@@ -124,11 +124,11 @@ def test_resume_replays_early_stopping(tiny_lesions, tmp_path):
 def test_raising_max_epochs_continues_a_finished_run(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
     kw = dict(FAST, lr_schedule="constant", callbacks__early_stopping__patience=None,
-              checkpoint_dir=tmp_path)
+              callbacks__checkpoint__dirname=tmp_path)
     LesionClassifier(**kw, max_epochs=2).fit(X, y)
     longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
     assert len(_ckpts(tmp_path)) == 1, "the longer fit did not resume the shorter one"
-    straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
+    straight = LesionClassifier(**dict(kw, callbacks__checkpoint__dirname=None), max_epochs=4).fit(X, y)
     assert len(longer.history_) == 4
     _same_history(straight, longer)
 
@@ -137,10 +137,10 @@ def test_cosine_runs_of_another_length_never_resume_each_other(tiny_lesions, tmp
     """The cosine rate of every epoch depends on max_epochs: a longer run that
     resumed a shorter one's finished checkpoint would restart its annealing."""
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, callbacks__early_stopping__patience=None, checkpoint_dir=tmp_path)
+    kw = dict(FAST, callbacks__early_stopping__patience=None, callbacks__checkpoint__dirname=tmp_path)
     LesionClassifier(**kw, max_epochs=2).fit(X, y)
     longer = LesionClassifier(**kw, max_epochs=4, warm_start=True).fit(X, y)
-    straight = LesionClassifier(**dict(kw, checkpoint_dir=None), max_epochs=4).fit(X, y)
+    straight = LesionClassifier(**dict(kw, callbacks__checkpoint__dirname=None), max_epochs=4).fit(X, y)
     _same_history(straight, longer)
     np.testing.assert_array_equal(straight.predict_proba(X), longer.predict_proba(X))
     assert len(_ckpts(tmp_path)) == 2
@@ -152,7 +152,7 @@ def test_cosine_runs_of_another_length_never_resume_each_other(tiny_lesions, tmp
 def test_other_settings_or_data_never_resume_a_checkpoint(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
     kw = dict(FAST, max_epochs=2, callbacks__early_stopping__patience=None,
-              checkpoint_dir=tmp_path)
+              callbacks__checkpoint__dirname=tmp_path)
     LesionClassifier(**kw).fit(X, y)
     other_lr = LesionClassifier(**dict(kw, lr=1e-3), warm_start=True).fit(X, y)
     fewer_rows = LesionClassifier(**kw, warm_start=True).fit(X.iloc[:50], y.iloc[:50])
@@ -163,7 +163,7 @@ def test_other_settings_or_data_never_resume_a_checkpoint(tiny_lesions, tmp_path
 
 def test_a_damaged_checkpoint_is_refused_with_the_fix(tiny_lesions, tmp_path):
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)
+    kw = dict(FAST, max_epochs=1, callbacks__checkpoint__dirname=tmp_path)
     LesionClassifier(**kw).fit(X, y)
     [name] = _ckpts(tmp_path)
     path = tmp_path / name
@@ -182,7 +182,7 @@ def test_a_checkpoint_that_does_not_fit_names_the_file_and_the_fix(tiny_lesions,
     import torch
 
     X, y = tiny_lesions.data, tiny_lesions.target
-    kw = dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)
+    kw = dict(FAST, max_epochs=1, callbacks__checkpoint__dirname=tmp_path)
     LesionClassifier(**kw).fit(X, y)
     [name] = _ckpts(tmp_path)
     payload = torch.load(tmp_path / name, weights_only=True)
@@ -203,7 +203,7 @@ def test_grid_search_candidates_do_not_share_checkpoints(tiny_lesions, tmp_path)
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
     X, y = tiny_lesions.data, tiny_lesions.target
-    search = GridSearchCV(LesionClassifier(**dict(FAST, max_epochs=1, checkpoint_dir=tmp_path)),
+    search = GridSearchCV(LesionClassifier(**dict(FAST, max_epochs=1, callbacks__checkpoint__dirname=tmp_path)),
                           {"lr": [1e-3, 3e-3]}, cv=GroupKFold(2), scoring="balanced_accuracy")
     search.fit(X, y, groups=tiny_lesions.groups)
     assert len(_ckpts(tmp_path)) == 2 * 2 + 1  # candidates x folds, and the refit
@@ -223,8 +223,8 @@ class _FakeDataset:
 
 
 def _name(tmp_path, dataset=None, **params) -> str:
-    clf = LesionClassifier(**{**FAST, "checkpoint_dir": tmp_path, **params})
-    return os.path.basename(checkpoint_path(clf, dataset or _FakeDataset()))
+    clf = LesionClassifier(**{**FAST, "callbacks__checkpoint__dirname": tmp_path, **params})
+    return os.path.basename(checkpoint_path(clf, dataset or _FakeDataset(), tmp_path))
 
 
 @pytest.mark.parametrize("param, values", [

@@ -1141,6 +1141,6 @@ def test_progress_bars_do_not_change_the_checkpoint_file(tmp_path):
     from skderm.inputs import LesionDataset
 
     dataset = LesionDataset([np.zeros((8, 8, 3), np.uint8)], np.array([0]))
-    paths = {checkpoint_path(make_clf(checkpoint_dir=tmp_path, verbose=level), dataset)
+    paths = {checkpoint_path(make_clf(verbose=level), dataset, tmp_path)
              for level in (0, 1, 2)}
     assert len(paths) == 1

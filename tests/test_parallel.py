@@ -240,7 +240,8 @@ def test_accelerated_classifier_without_accelerate_says_what_to_install(tiny_les
 @pytest.mark.parametrize("params, match", [
     ({"random_state": None, "valid_size": 0.2}, "random_state=None with 2 processes"),
     ({"freeze": 1}, "freeze=1 with 2 processes"),
-    ({"checkpoint_dir": "ckpt"}, "checkpoint_dir='ckpt' with 2 processes"),
+    ({"callbacks__checkpoint__dirname": "ckpt"},
+     "callbacks__checkpoint__dirname='ckpt' with 2 processes"),
 ])
 def test_accelerated_classifier_refuses_settings_processes_would_disagree_on(
         tiny_lesions, params, match):

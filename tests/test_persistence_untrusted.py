@@ -82,7 +82,7 @@ def test_a_wrong_digest_stops_loading_before_anything_is_unpickled(model_file, m
     ("batch_size", 10**9, "batch_size=1000000000 is out of range"),
     ("batch_size", True, "batch_size=True is out of range"),
     ("module__hidden_units", 10**8, "module__hidden_units=100000000 is out of range"),
-    ("checkpoint_dir", "/tmp/planted", "['checkpoint_dir'], which are not among"),
+    ("callbacks__checkpoint__dirname", "/tmp/planted", "['callbacks__checkpoint__dirname']"),
     ("torch_load_kwargs", {"weights_only": False}, "['torch_load_kwargs']"),
     ("callbacks__print_log__sink", "x", "['callbacks__print_log__sink']"),
     ("module__dropout", "high", "module__dropout='high' is out of range"),

@@ -9,7 +9,7 @@ from skderm.cli.models import build_model, unwrapped
 from skderm.recipes import RECIPES, make_recipe
 
 # run settings that the command line sets itself
-_RUN = {"verbose", "checkpoint_dir", "random_state"}
+_RUN = {"verbose", "callbacks__checkpoint__dirname", "random_state"}
 
 
 def _model_params(clf) -> dict:

@@ -12,6 +12,7 @@ from skorch.utils import to_tensor
 
 from skderm.accelerate._placement import NetworkPlacementMixin, forget
 from skderm.classifier import LesionClassifier
+from skderm.classifier.checkpoint import checkpoint_dir
 from skderm.classifier.params import ResolvedParam, forwarding_signature
 
 __all__ = ["AcceleratedLesionClassifier"]
@@ -102,7 +103,7 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
     process would draw another internal validation split), ``freeze=N``
     (distributed data parallel fixes the trainable parameters when it wraps
     the network, so the backbone cannot be unfrozen mid-training) and
-    ``checkpoint_dir`` (every process would write the same file).
+    checkpoints (every process would write the same file).
 
     Examples
     --------
@@ -188,11 +189,11 @@ class AcceleratedLesionClassifier(NetworkPlacementMixin, AccelerateMixin, Lesion
                 f"AcceleratedLesionClassifier random_state=None with {n} processes: each "
                 "process would draw its own internal validation split and they would stop "
                 "at different epochs; pass random_state=<int> (or valid_size=None)")
-        if getattr(self, "checkpoint_dir", None) is not None:
+        if checkpoint_dir(self) is not None:
             raise ValueError(
-                f"AcceleratedLesionClassifier checkpoint_dir={self.checkpoint_dir!r} with {n} "
-                "processes: every process would write the same checkpoint file; train with "
-                "checkpoint_dir=None, or on one process")
+                f"AcceleratedLesionClassifier callbacks__checkpoint__dirname="
+                f"{checkpoint_dir(self)!r} with {n} processes: every process would write the "
+                "same checkpoint file; train without checkpoints, or on one process")
         if isinstance(self.freeze, Integral) and not isinstance(self.freeze, bool) \
                 and self.freeze > 0:
             raise ValueError(

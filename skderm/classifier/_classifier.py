@@ -24,7 +24,7 @@ from skorch.utils import is_dataset, to_tensor
 
 from skderm.backbones import build_backbone, get_backbone
 from skderm.classifier.callbacks import default_callbacks
-from skderm.classifier.checkpoint import checkpoint_path
+from skderm.classifier.checkpoint import checkpoint_dir
 from skderm.classifier.data import LesionDataMixin
 from skderm.classifier.device import DeviceMixin
 from skderm.classifier.inference import InferenceMixin
@@ -83,9 +83,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
     lr_schedule : {"constant", "cosine"}, default="constant"
         ``"cosine"``: skorch's ``LRScheduler`` anneals every parameter group's
         rate over ``max_epochs``.
-    checkpoint_dir : path or None, default=None
-        Save the training state after every epoch; with ``warm_start=True`` a
-        fit resumes from it (:mod:`skderm.classifier.checkpoint`).
     tta : bool, default=False
         Average predictions over the four flips.
     test_crop : float, "auto" or None, default="auto"
@@ -118,7 +115,12 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
     **kwargs
         skorch's prefixed parameters: ``module__hidden_units`` and
         ``module__dropout`` shape the head (:class:`LesionNet`),
-        ``optimizer__*``, ``criterion__*``, ``callbacks__*``, ``iterator_*__*``.
+        ``optimizer__*``, ``criterion__*``, ``iterator_*__*`` and the default
+        callbacks' ``callbacks__<name>__*``: ``callbacks__early_stopping__*``
+        (see ``valid_size``) and ``callbacks__checkpoint__dirname=DIR``, which
+        saves the training state every epoch, so that a fit with
+        ``warm_start=True`` resumes it exactly
+        (:class:`~skderm.classifier.checkpoint.EpochCheckpoint`).
         The other named arguments are skorch ``NeuralNet``'s (``lr``,
         ``max_epochs``, ``batch_size``, ``callbacks``, ``warm_start`` ...).
 
@@ -152,7 +154,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         "mixup": [Mixup, None],
         "valid_size": [_Range(Real, 0, 1, closed="neither"), None],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
-        "checkpoint_dir": [str, os.PathLike, None],
         "tta": ["boolean"],
         "test_crop": [StrOptions({"auto"}), _Range(Real, 0, 1, closed="right"), None],
         "mixed_precision": [StrOptions({"auto"}), Options(bool, {True, False})],
@@ -169,7 +170,7 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
                  augmentation="default", colour_constancy=None, class_weight=None,
                  mixup: Mixup | None = None, valid_size: float | None = 0.2,
                  lr_schedule: str = "constant",
-                 checkpoint_dir=None, tta: bool = False, test_crop="auto",
+                 tta: bool = False, test_crop="auto",
                  path_column: str = "path", group_column: str | None = "lesion_id",
                  metadata_columns: list[str] | None = None, mixed_precision="auto",
                  channels_last="auto", random_state: int | None = None,
@@ -201,7 +202,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         self.mixup = mixup
         self.valid_size = valid_size
         self.lr_schedule = lr_schedule
-        self.checkpoint_dir = checkpoint_dir
         self.tta = tta
         self.test_crop = test_crop
         self.path_column = path_column
@@ -310,7 +310,7 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
         return super().train_step((x, y), **fit_params)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        if epochs is None and self.checkpoint_dir is not None and self.warm_start:
+        if epochs is None and self.warm_start and checkpoint_dir(self) is not None:
             epochs = max(0, self.max_epochs - len(self.history))  # a resumed run: the rest
         return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
@@ -334,10 +334,7 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
             self.class_weight_ = class_weights(self.class_weight, y, self.classes_inferred_)
             self.class_prior_ = class_prior(y, self.classes_inferred_)
         y_enc = self._encode_y(y)
-        dataset = self._dataset(X, y_enc, fit=not continuing)
-        self.checkpoint_path_ = (None if self.checkpoint_dir is None
-                                 else checkpoint_path(self, dataset))
-        return super().fit(dataset, y_enc)
+        return super().fit(self._dataset(X, y_enc, fit=not continuing), y_enc)
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training without re-initialising (see skorch's ``partial_fit``)."""

@@ -175,8 +175,7 @@ def default_callbacks(net) -> list:
     cbs += _freezing(net.freeze)
     cbs.append(("frozen_norms", FrozenNormsEval()))
     cbs.append(("early_stopping", ResumableEarlyStopping()))
-    if net.checkpoint_dir is not None:
-        cbs.append(("checkpoint", EpochCheckpoint()))  # after early stopping
+    cbs.append(("checkpoint", EpochCheckpoint()))  # after early stopping
     if isinstance(net.lr_schedule, str) and net.lr_schedule == "cosine":
         # after the checkpoint: it builds its schedule from the restored history
         cbs.append(("lr_scheduler", LRScheduler(

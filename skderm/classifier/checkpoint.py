@@ -1,18 +1,19 @@
 """Per-epoch training checkpoints, so an interrupted fit resumes to the same result.
 
-``LesionClassifier(checkpoint_dir=DIR)`` adds :class:`EpochCheckpoint`, which
-writes one file ``DIR/skderm-<fingerprint>.ckpt`` after every epoch and, like
+:class:`EpochCheckpoint` is LesionClassifier's callback ``checkpoint``. Given a
+folder (``callbacks__checkpoint__dirname=DIR``), it writes one file
+``DIR/skderm-<fingerprint>.ckpt`` after every epoch and, like
 skorch's ``LoadInitState``, loads it when a fit with ``warm_start=True`` begins
 (``skderm train --resume``). Beyond what skorch's ``Checkpoint`` saves
 (network, optimizer, history), exact resume needs torch's random state, the
 batch order and early stopping's bookkeeping; so on the CPU, with the same
 data, parameters and ``random_state``, a resumed run ends where an
-uninterrupted one would: same weights, same history. With ``checkpoint_dir``
-set, ``max_epochs`` counts the run's epochs, so a resumed fit trains the rest.
+uninterrupted one would: same weights, same history. With a folder set,
+``max_epochs`` counts the run's epochs, so a resumed fit trains the rest.
 
 The fingerprint hashes the estimator's parameters (not those that change no
 epoch: ``max_epochs`` except under the cosine schedule, ``warm_start``,
-``verbose``, ``checkpoint_dir``, ``device``; the prediction-time view only
+``verbose``, the folder, ``device``; the prediction-time view only
 with a validation split) and the training data, so a grid search can share one
 folder and a checkpoint is never resumed against other data or settings.
 
@@ -40,14 +41,14 @@ from skorch.history import History
 from skderm._utils.files import atomic_write
 from skderm.exceptions import ModelFileError
 
-__all__ = ["EpochCheckpoint", "ResumableEarlyStopping", "checkpoint_path"]
+__all__ = ["EpochCheckpoint", "ResumableEarlyStopping", "checkpoint_dir", "checkpoint_path"]
 
 FORMAT = "skderm-checkpoint"
 FORMAT_VERSION = 2
 
 # parameters that do not change what an epoch computes
-_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "checkpoint_dir",
-                                "device"})
+_NOT_FINGERPRINTED = frozenset({"max_epochs", "warm_start", "verbose", "device",
+                                "callbacks__checkpoint__dirname"})
 # parameters that change only validation scores and predictions: hashed only
 # with a validation split (then early stopping depends on them)
 _PREDICTION_ONLY = frozenset({"test_crop", "tta"})
@@ -86,8 +87,16 @@ def _data_digest(dataset) -> bytes:
     return h.digest()
 
 
-def checkpoint_path(net, dataset) -> str:
-    """``<checkpoint_dir>/skderm-<fingerprint>.ckpt`` for this estimator and data."""
+def checkpoint_dir(net):
+    """The folder ``net``'s checkpoint callback writes to, or None."""
+    for _, cb in getattr(net, "callbacks_", None) or []:
+        if isinstance(cb, EpochCheckpoint):
+            return cb.dirname
+    return net.get_params_for("callbacks__checkpoint").get("dirname")
+
+
+def checkpoint_path(net, dataset, dirname) -> str:
+    """``<dirname>/skderm-<fingerprint>.ckpt`` for this estimator and data."""
     params = net.get_params(deep=False)
     h = hashlib.sha256()
     for name in sorted(params):
@@ -99,7 +108,7 @@ def checkpoint_path(net, dataset) -> str:
             continue
         h.update(f"{name}={_stable(params[name])};".encode())
     h.update(_data_digest(dataset))
-    return os.path.join(os.fspath(net.checkpoint_dir), f"skderm-{h.hexdigest()[:20]}.ckpt")
+    return os.path.join(os.fspath(dirname), f"skderm-{h.hexdigest()[:20]}.ckpt")
 
 
 def _plain_history(history) -> list:
@@ -134,19 +143,28 @@ def _read(path: str) -> dict:
 
 
 class EpochCheckpoint(Callback):
-    """Save the training state after every epoch; restore it when a warm-started fit begins.
+    """Save the training state to ``dirname`` after every epoch; restore it when a
+    warm-started fit begins. ``dirname=None`` does nothing.
 
-    Place it after early stopping (see the module docstring). The file is
-    ``net.checkpoint_path_``, set by ``LesionClassifier.fit``.
+    Place it after early stopping (see the module docstring).
     """
 
-    def on_train_begin(self, net, **kwargs):
-        path = net.checkpoint_path_
+    def __init__(self, dirname=None):
+        self.dirname = dirname
+
+    def on_train_begin(self, net, X=None, **kwargs):
+        self.path_ = None
+        if self.dirname is None:
+            return
+        if not isinstance(self.dirname, (str, os.PathLike)):
+            raise ValueError(f"callbacks__checkpoint__dirname={self.dirname!r} is not valid: "
+                             "use a folder path, or None for no checkpoints")
+        self.path_ = path = checkpoint_path(net, X, self.dirname)
         if not net.warm_start or len(net.history) > 0:
             return  # a cold fit starts afresh; a continued one keeps its own state
         if not os.path.exists(path):
             if net.verbose:
-                print(f"No checkpoint of this run in {os.fspath(net.checkpoint_dir)!r}: "
+                print(f"No checkpoint of this run in {os.fspath(self.dirname)!r}: "
                       "training from the start.")
             return
         payload = _read(path)
@@ -175,6 +193,8 @@ class EpochCheckpoint(Callback):
             es.load_state(payload["early_stopping"])
 
     def on_epoch_end(self, net, **kwargs):
+        if self.path_ is None:
+            return
         es = _early_stopping(net)
         gen = net.batch_generator_
         payload = {
@@ -187,7 +207,7 @@ class EpochCheckpoint(Callback):
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "early_stopping": None if es is None else es.state(),
         }
-        with atomic_write(net.checkpoint_path_) as fh:
+        with atomic_write(self.path_) as fh:
             torch.save(payload, fh)
 
 

@@ -96,7 +96,8 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(num_it) / (num_it - 1))
     sweep = LRSweep(lrs, beta)
     net = clone(estimator).set_params(
-        valid_size=None, train_split=None, verbose=0, checkpoint_dir=None, warm_start=False,
+        valid_size=None, train_split=None, verbose=0, callbacks__checkpoint__dirname=None,
+        warm_start=False,
         max_epochs=num_it,  # an upper bound: the sweep stops the fit
         callbacks=[*(estimator.callbacks or []), ("lr_sweep", sweep)],
         # a diverging loss is the sweep's end, not an error; no per-epoch score to compute

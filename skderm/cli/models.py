@@ -62,7 +62,7 @@ def build_model(args, log=print):
                              "run wrote its checkpoints to")
         overrides["warm_start"] = True
     if args.checkpoint_dir is not None:
-        overrides["checkpoint_dir"] = args.checkpoint_dir
+        overrides["callbacks__checkpoint__dirname"] = args.checkpoint_dir
     overrides.update(params)
     for note in override_notes(name, **overrides):
         log(f"note: {note}")

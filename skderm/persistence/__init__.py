@@ -11,7 +11,7 @@ never runs, code from the file. Its top-level dict:
     The constructor parameters that are plain values and describe the model
     (``backbone``, ``image_size``, ``optimizer__*`` ...); ``dropped_params``
     names the others (a custom optimizer class, callbacks) with their ``repr``.
-    Run settings (``checkpoint_dir``, ``callbacks``, ``torch_load_kwargs`` ...)
+    Run settings (``callbacks`` and their ``callbacks__*``, ``torch_load_kwargs`` ...)
     are never written.
 ``classes``, ``preprocessing``, ``image_size``, ``n_metadata``
     The fitted labels, the backbone's normalisation and the image size.

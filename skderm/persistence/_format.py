@@ -34,9 +34,9 @@ MAX_PLAIN_VALUES = 2_000_000  # strings, numbers, lists and dicts in the payload
 
 # Constructor parameters never written: the weights are in the state_dict; the
 # others belong to the run or the machine, and a file must not choose where fit
-# reads or writes (checkpoint_dir, torch_load_kwargs) nor what runs (callbacks).
+# reads (torch_load_kwargs) nor what runs or writes (callbacks and their settings).
 NEVER_SAVED = frozenset({
-    "weights", "checkpoint_dir", "torch_load_kwargs", "callbacks", "iterator_train",
+    "weights", "torch_load_kwargs", "callbacks", "iterator_train",
     "iterator_valid", "dataset", "train_split", "warm_start", "compile", "use_caching",
     "classes",  # the fitted labels are the file's own ``classes`` field
     # skderm.accelerate.AcceleratedLesionClassifier's settings: the run's, not the model's
