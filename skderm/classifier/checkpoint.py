@@ -219,7 +219,8 @@ class ResumableEarlyStopping(EarlyStopping):
     "improves" on a negative MCC), restore the best epoch's weights.
     ``patience=None`` never stops but still restores the best epoch;
     ``lower_is_better=None`` means ``True`` for a monitor ending in "loss".
-    Without a validation split it does nothing. Set as ``callbacks__early_stopping__monitor="valid_mcc"`` and so on.
+    Without a validation split it does nothing. Set as
+    ``callbacks__early_stopping__monitor="valid_mcc"`` and so on.
     """
 
     def __init__(self, monitor="valid_bacc", patience=5, threshold=1e-4, threshold_mode="abs",
