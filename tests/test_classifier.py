@@ -812,6 +812,23 @@ def test_early_stopping_stops_on_a_plateau(data, monitor):
     assert len(clf.history_) == 2
 
 
+@pytest.mark.filterwarnings("ignore:the internal validation split")  # few lesions per class
+def test_early_stopping_settings_are_searchable_inside_a_pipeline(data):
+    from imblearn.over_sampling import RandomOverSampler
+    from imblearn.pipeline import make_pipeline
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    X, y = data
+    search = GridSearchCV(make_pipeline(RandomOverSampler(random_state=0), make_clf()),
+                          {"lesionclassifier__callbacks__early_stopping__patience": [1, 3]},
+                          cv=GroupKFold(2), error_score="raise")
+    search.fit(X, y, groups=X["lesion_id"])
+    best = search.best_estimator_[-1]
+    chosen = search.best_params_["lesionclassifier__callbacks__early_stopping__patience"]
+    assert dict(best.callbacks_)["early_stopping"].patience == chosen
+    assert f"callbacks__early_stopping__patience={chosen}" in repr(search.best_estimator_)
+
+
 def test_early_stopping_infers_the_direction_from_the_monitor():
     stopper = lambda m: dict(make_clf(callbacks__early_stopping__monitor=m)  # noqa: E731
                              .initialize_callbacks().callbacks_)["early_stopping"]
