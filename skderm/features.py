@@ -97,7 +97,9 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
         As in :class:`~skderm.LesionClassifier`.
     image_size : int, (height, width) or None, default=None
         ``None`` uses the backbone's input size.
-    batch_size : int, default=64
+    batch_size : int, default=32
+        Images per forward pass; 32, as LesionClassifier (larger batches
+        page-faulted their buffers in again on a CPU, for the same embeddings).
     tta : bool, default=False
         Average the embedding over the four flips of each image.
     colour_constancy : None, "shades_of_gray", "gray_world", "max_rgb" or float, default=None
@@ -127,7 +129,7 @@ class BackboneFeatures(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, *, backbone: str = "tf_efficientnet_lite0", weights="imagenet",
-                 image_size=None, batch_size: int = 64, tta: bool = False,
+                 image_size=None, batch_size: int = 32, tta: bool = False,
                  colour_constancy: str | float | None = None,
                  path_column: str = "path", device: str = "auto"):
         self.backbone = backbone
