@@ -42,6 +42,20 @@ def test_without_validation_the_clean_training_score_is_recorded(tiny_lesions):
         tiny_lesions.target, clf.predict(tiny_lesions.data)))
 
 
+def test_the_clean_training_score_does_not_change_the_fit(tiny_lesions):
+    # its predictions must not advance the random draws of the next epoch's augmentation
+    import numpy as np
+
+    params = dict(max_epochs=3, valid_size=None, mixup=Mixup(0.4, 1.0))
+    watched = _clf(**params).fit(tiny_lesions.data, tiny_lesions.target)
+    unwatched = _clf(callbacks__train_bacc=None, **params).fit(tiny_lesions.data,
+                                                              tiny_lesions.target)
+    assert "train_bacc" in watched.history[-1] and "train_bacc" not in unwatched.history[-1]
+    assert np.array_equal(watched.history[:, "train_loss"], unwatched.history[:, "train_loss"])
+    assert np.array_equal(watched.predict_proba(tiny_lesions.data),
+                          unwatched.predict_proba(tiny_lesions.data))
+
+
 def test_with_validation_there_is_no_training_score(tiny_lesions):
     clf = _clf(max_epochs=1, valid_size=0.3).fit(tiny_lesions.data, tiny_lesions.target)
     assert "train_bacc" not in clf.history[-1]
