@@ -87,8 +87,10 @@ class CleanTrainScore(Callback):
     """Balanced accuracy on up to ``max_images`` training images, unaugmented and unmixed.
 
     Recorded as ``train_bacc`` each epoch when there is no validation split: a
-    signal that rises while the mixed-label training loss stays high. It leaves
-    torch's random state as it found it, so the fit is the same without it.
+    signal that rises while the mixed-label training loss stays high. The images
+    are seen as validation sees them (one view: no flips, which would cost four
+    passes). It leaves torch's random state as it found it, so the fit is the
+    same without it.
     """
 
     def __init__(self, max_images: int = 512):
@@ -104,10 +106,12 @@ class CleanTrainScore(Callback):
         # a DataLoader draws its seed from torch's global generator, which also draws the
         # next epoch's augmentation and mixing: watching must not change the training
         with torch.random.fork_rng(devices=[]):
-            proba = net.predict_proba(subset)
+            y_pred = torch.cat([net.validation_step(batch)["y_pred"].cpu()
+                                for batch in net.get_iterator(subset, training=False)])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-            net.history.record("train_bacc", balanced_accuracy_score(subset.y, proba.argmax(1)))
+            net.history.record("train_bacc", balanced_accuracy_score(
+                subset.y, y_pred.argmax(1).numpy()))
 
 
 class FitProgress(Callback):
