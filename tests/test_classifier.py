@@ -551,7 +551,7 @@ def test_colour_constancy_makes_a_model_blind_to_the_colour_of_the_light(data):
 
 
 def test_colour_constancy_is_applied_in_training_before_augmentation(data, monkeypatch):
-    import skderm.classifier._classifier as classifier_module
+    import skderm.classifier.training as training_module
 
     seen = []
 
@@ -559,7 +559,7 @@ def test_colour_constancy_is_applied_in_training_before_augmentation(data, monke
         seen.append((images.dtype, power))
         return colour_constancy(images, power)
 
-    monkeypatch.setattr(classifier_module, "colour_constancy", spy)
+    monkeypatch.setattr(training_module, "colour_constancy", spy)
     X, y = data
     make_clf(colour_constancy="gray_world", augmentation="default", max_epochs=1,
              valid_size=None).fit(X, y)

@@ -2,49 +2,42 @@
 
 A thin :class:`skorch.NeuralNetClassifier`. Its module is built in
 ``initialize_module`` from a registry backbone and a new head sized from
-``y``; training is skorch's loop and callbacks (:mod:`.callbacks`); the
-training batch goes through colour constancy, augmentation and
-:class:`~skderm.transforms.Mixup` in ``train_step``, and validation and
-prediction see one :class:`~skderm.transforms.InferenceView`.
+``y``; training is skorch's loop and callbacks (:mod:`.callbacks`). The mixins
+hold the rest, one concept each: the parameters (:mod:`.params`), X to a
+dataset (:mod:`.data`), the training batch (:mod:`.training`), what
+validation and prediction see (:mod:`.inference`) and the device
+(:mod:`.device`).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils._param_validation import Options, StrOptions
 from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset
-from skorch.utils import is_dataset, to_tensor
+from skorch.utils import is_dataset
 
 from skderm.backbones import build_backbone, get_backbone
 from skderm.classifier.callbacks import default_callbacks
-from skderm.classifier.checkpoint import checkpoint_dir
 from skderm.classifier.data import LesionDataMixin
 from skderm.classifier.device import DeviceMixin
 from skderm.classifier.inference import InferenceMixin
 from skderm.classifier.network import LesionNet
 from skderm.classifier.params import SklearnParamsMixin, _Range
+from skderm.classifier.training import TrainingMixin
 from skderm.inputs import check_labels, class_prior, class_weights
 from skderm.losses import LOSSES, CrossEntropy
-from skderm.transforms import (
-    Augmentation,
-    Mixup,
-    colour_constancy,
-    resolve_augmentation,
-    resolve_colour_constancy,
-)
+from skderm.transforms import Augmentation, Mixup, resolve_colour_constancy
 
 __all__ = ["LesionClassifier"]
 
 
-class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, DeviceMixin,
-                       NeuralNetClassifier):
+class LesionClassifier(SklearnParamsMixin, LesionDataMixin, TrainingMixin, InferenceMixin,
+                       DeviceMixin, NeuralNetClassifier):
     """Fine-tune an ImageNet-pretrained CNN on lesion images, the scikit-learn way.
 
     Parameters
@@ -254,19 +247,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
                                "image_size": self.image_size_}
         return self
 
-    def initialize_criterion(self):
-        kwargs = self.get_params_for("criterion")
-        weight = getattr(self, "class_weight_", None)
-        if weight is not None:
-            kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
-        criterion = LOSSES.get(self.criterion, self.criterion)
-        if "prior" in inspect.signature(criterion).parameters:
-            # LogitAdjustedLoss: the training labels' frequencies (uniform for a loaded model)
-            prior = getattr(self, "class_prior_", None)
-            kwargs.setdefault("prior", np.ones(len(self.classes_)) if prior is None else prior)
-        self.criterion_ = criterion(**kwargs)
-        return self
-
     def get_all_learnable_params(self):
         # not the layers before freeze_until: they never train, nor enter the optimizer
         fixed = getattr(self, "fixed_parameters_", frozenset())
@@ -281,38 +261,6 @@ class LesionClassifier(SklearnParamsMixin, LesionDataMixin, InferenceMixin, Devi
             module = getattr(self, name + "_", None)
             if isinstance(module, torch.nn.Module) and module.training != bool(training):
                 module.train(training)
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        # the batch order: a function of the seed and the epochs done (checkpoints save it)
-        self.batch_generator_ = (None if self.random_state is None else torch.Generator()
-                                 .manual_seed(int(self.random_state) + len(self.history)))
-        aug = resolve_augmentation(self.augmentation)
-        self.augment_ = None if aug is None else aug.build()
-
-    def train_step(self, batch, **fit_params):
-        """Colour constancy, augmentation and mixing of the batch, then skorch's step."""
-        x, y = batch
-        x = self._to_device(x)
-        images, metadata = x["images"], x.get("metadata")
-        power = resolve_colour_constancy(self.colour_constancy, owner=type(self).__name__)
-        if power is not None:  # before augmentation: jitter then varies the corrected colours
-            images = colour_constancy(images, power)
-        if self.augment_ is not None:
-            images = self.augment_(images)
-        if self.mixup is not None:
-            target = F.one_hot(to_tensor(y, self._compute_device()).long(),
-                               len(self.classes_)).float()
-            images, metadata, y = self.mixup(images, metadata, target)
-        x["images"] = images
-        if metadata is not None:
-            x["metadata"] = metadata
-        return super().train_step((x, y), **fit_params)
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        if epochs is None and self.warm_start and checkpoint_dir(self) is not None:
-            epochs = max(0, self.max_epochs - len(self.history))  # a resumed run: the rest
-        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     # -- public API ------------------------------------------------------------
     def fit(self, X, y, **fit_params):
