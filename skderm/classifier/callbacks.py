@@ -87,10 +87,10 @@ class CleanTrainScore(Callback):
     """Balanced accuracy on up to ``max_images`` training images, unaugmented and unmixed.
 
     Recorded as ``train_bacc`` each epoch when there is no validation split: a
-    signal that rises while the mixed-label training loss stays high. The images
-    are seen as validation sees them (one view: no flips, which would cost four
-    passes). It leaves torch's random state as it found it, so the fit is the
-    same without it.
+    signal that rises while the mixed-label training loss stays high. Each image
+    is seen once, as in skorch's ``validation_step`` (no flips, which would cost
+    four passes). It leaves torch's CPU generator as it found it, so the fit is
+    the same without it.
     """
 
     def __init__(self, max_images: int = 512):

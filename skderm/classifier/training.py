@@ -23,7 +23,8 @@ __all__ = ["TrainingMixin"]
 
 
 class TrainingMixin:
-    """skorch's ``initialize_criterion``, ``train_step`` and ``fit_loop`` for a LesionClassifier."""
+    """skorch's ``initialize_criterion``, ``on_train_begin``, ``train_step`` and
+    ``fit_loop`` for a LesionClassifier."""
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
