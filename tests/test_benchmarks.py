@@ -369,3 +369,27 @@ def test_bench_export_times_the_three_ways_side_by_side(ham10000_root, tmp_path)
     assert saved["ratio_to_predict_proba"] == report["ratio_to_predict_proba"]
     table = (tmp_path / "export.md").read_text()
     assert "| onnxruntime |" in table and "shared with other work" in table
+
+
+def test_bench_checkouts_refuses_a_before_that_is_no_checkout(tmp_path, capsys):
+    bench = _load("bench_checkouts")
+    with pytest.raises(SystemExit):
+        bench.main(["--before", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "give a checkout of skderm" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_checkouts_table_gives_medians_and_after_over_before():
+    import argparse
+
+    bench = _load("bench_checkouts")
+    rows = [{"label": label, "epoch_s": [e1, e2], "fit_s": 60.0, "predict_s": p,
+             "peak_rss_mb": rss, "load": 1.5}
+            for label, e1, e2, p, rss in [("before", 20, 40, 25.6, 2000), ("after", 10, 32, 12.8, 2200),
+                                          ("before", 20, 40, 25.6, 2000), ("after", 10, 32, 12.8, 2200)]]
+    args = argparse.Namespace(before="old", after="new", images=640, pairs=2)
+    table = bench._table(rows, args)
+    assert "| epoch 1 (head), images/s | 32.0 | 64.0 | 2.00 |" in table
+    assert "| epoch 2 (blocks.3 on), images/s | 16.0 | 20.0 | 1.25 |" in table
+    assert "| predict_proba of 256, images/s | 10.0 | 20.0 | 2.00 |" in table
+    assert "| peak RSS, MB | 2000.0 | 2200.0 | 1.10 |" in table
