@@ -97,6 +97,9 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args.images)))
         return
+    if args.pairs < 1 or args.images < 32:
+        p.error(f"--pairs {args.pairs} --images {args.images}: use --pairs >= 1 and "
+                "--images >= 32 (one batch of the recipe)")
     if args.before is None or not (args.before / "skderm").is_dir():
         p.error(f"--before {args.before}: give a checkout of skderm (a folder holding skderm/), "
                 "e.g. made with `git worktree add ../before <commit>`")

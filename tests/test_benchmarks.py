@@ -371,11 +371,15 @@ def test_bench_export_times_the_three_ways_side_by_side(ham10000_root, tmp_path)
     assert "| onnxruntime |" in table and "shared with other work" in table
 
 
-def test_bench_checkouts_refuses_a_before_that_is_no_checkout(tmp_path, capsys):
+@pytest.mark.parametrize("argv, message", [
+    ([], "give a checkout of skderm"),
+    (["--pairs", "0"], "--pairs 0 --images 640: use --pairs >= 1"),
+    (["--images", "8"], "--pairs 2 --images 8: use --pairs >= 1 and --images >= 32")])
+def test_bench_checkouts_refuses_what_it_cannot_run(tmp_path, capsys, argv, message):
     bench = _load("bench_checkouts")
     with pytest.raises(SystemExit):
-        bench.main(["--before", str(tmp_path), "--out", str(tmp_path / "out")])
-    assert "give a checkout of skderm" in capsys.readouterr().err
+        bench.main(["--before", str(tmp_path), "--out", str(tmp_path / "out"), *argv])
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
